@@ -1,0 +1,30 @@
+//! The part of icelens that knows about sea ice and files, and nothing about screens.
+//!
+//! Everything here runs natively (CLI, tests, benchmarks) and in wasm32 (the web app) from
+//! byte slices: the browser has no filesystem, so no function takes a path.
+//!
+//! - [`read_scene`] turns the bytes of an AI4Arctic "ready-to-train" netCDF file (netCDF-4/HDF5
+//!   or netCDF-3) into a validated [`Scene`].
+//! - [`Scene::input_window`] builds the 24-channel model input for any window, exactly as the
+//!   challenge's loaders do for the whole scene.
+//! - [`Chart`] holds the class tables and colours of SIC, SOD and FLOE.
+//! - [`synth`] writes realistic synthetic scenes for demos, tests and benchmarks.
+
+pub mod channels;
+pub mod chart;
+pub mod error;
+pub mod input;
+pub mod meta;
+pub mod nc3;
+pub mod npy;
+pub mod read;
+pub mod scene;
+pub mod stats;
+pub mod synth;
+
+pub use chart::Chart;
+pub use error::SceneError;
+pub use input::Window;
+pub use meta::SceneMeta;
+pub use read::{read_scene, ReadLimits};
+pub use scene::{Container, Scene};

@@ -1,0 +1,409 @@
+//! Reading and validating a scene from the bytes of a netCDF file.
+//!
+//! `netcdf-reader` decodes both containers (netCDF-4/HDF5 with chunking, shuffle and deflate,
+//! and netCDF-3 CDF-1/2/5) from memory, in pure Rust, so the same code runs in the browser.
+//! This module adds what a decoder cannot know: which variables a scene must have, their
+//! shapes, types and value ranges, and how much memory a file may make us allocate.
+
+use netcdf_reader::{NcAttrValue, NcFile, NcFormat, NcOpenOptions, NcType, NcVariable};
+
+use crate::channels::{self, INPUT_CHANNELS, SAR_CHANNELS};
+use crate::chart::Chart;
+use crate::error::SceneError;
+use crate::meta::SceneMeta;
+use crate::scene::{AttrValue, Container, Scene, TiePoints, VariableInfo};
+
+/// Bounds on what a file may make us allocate, checked before any allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Largest SAR grid accepted, in pixels. The largest training scene has 31.8 M pixels.
+    pub max_pixels: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_pixels: 60_000_000,
+        }
+    }
+}
+
+/// Deflate cannot compress better than about 1032:1, so a netCDF-4 file cannot honestly hold
+/// more decoded bytes than this many times its own length.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Bytes per SAR pixel kept in memory: four f32 channels and three u8 charts.
+const BYTES_PER_PIXEL: u64 = 19;
+
+/// Reads a scene from the whole content of a file; `file` is its name, used in messages and
+/// as a fallback for the metadata.
+pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Scene, SceneError> {
+    let len = bytes.len() as u64;
+    sniff(file, &bytes)?;
+    let options = NcOpenOptions {
+        // Bounds every single read: no variable of a valid scene is larger than 4 bytes a pixel.
+        max_read_bytes: limits.max_pixels.saturating_mul(4).max(1 << 20),
+        ..NcOpenOptions::default()
+    };
+    let nc = NcFile::from_owner(bytes, options).map_err(|e| {
+        SceneError::file(
+            file,
+            format!("cannot be opened as netCDF ({e}); the file may be truncated or damaged"),
+        )
+    })?;
+    let container = match nc.format() {
+        NcFormat::Nc4 | NcFormat::Nc4Classic => Container::Netcdf4,
+        _ => Container::Netcdf3,
+    };
+    let r = Reader {
+        file,
+        nc: &nc,
+        container,
+    };
+
+    let lines = r.dim(channels::DIM_LINES)?;
+    let samples = r.dim(channels::DIM_SAMPLES)?;
+    let grid_lines = r.dim(channels::DIM_GRID_LINES)?;
+    let grid_samples = r.dim(channels::DIM_GRID_SAMPLES)?;
+    let tie_samples = r.dim(channels::DIM_TIE_SAMPLES)?;
+    let tie_lines = r.dim(channels::DIM_TIE_LINES)?;
+    r.check_sizes(lines, samples, grid_lines, grid_samples, len, limits)?;
+    if tie_samples == 0 || tie_lines == 0 || tie_samples * tie_lines > 1_000_000 {
+        return Err(SceneError::file(
+            file,
+            format!("has an implausible tie-point grid of {tie_samples} x {tie_lines}"),
+        ));
+    }
+
+    let full = [channels::DIM_LINES, channels::DIM_SAMPLES];
+    let coarse_dims = [channels::DIM_GRID_LINES, channels::DIM_GRID_SAMPLES];
+    let tie_dims = [channels::DIM_TIE_SAMPLES, channels::DIM_TIE_LINES];
+
+    // Check every variable's presence, shape and type before decoding anything big, so that a
+    // wrong file fails fast and names its first problem.
+    for name in SAR_CHANNELS {
+        r.expect(name, &full, &[NcType::Float])?;
+    }
+    for name in channels::coarse_channels() {
+        r.expect(name, &coarse_dims, &[NcType::Float])?;
+    }
+    for name in [channels::LAT, channels::LON] {
+        r.expect(name, &tie_dims, &[NcType::Double, NcType::Float])?;
+    }
+    let present: Vec<Chart> = Chart::ALL
+        .into_iter()
+        .filter(|c| nc.variable(c.name()).is_ok())
+        .collect();
+    if !present.is_empty() && present.len() < 3 {
+        let missing = Chart::ALL
+            .into_iter()
+            .find(|c| !present.contains(c))
+            .map(Chart::name)
+            .unwrap_or("?");
+        return Err(SceneError::variable(
+            file,
+            missing,
+            "is missing, but the other charts are present (a scene has all three or none)",
+        ));
+    }
+    for chart in &present {
+        r.expect(chart.name(), &full, &[NcType::UByte, NcType::Byte])?;
+    }
+
+    let sar = [
+        r.read_f32(SAR_CHANNELS[0], lines * samples)?,
+        r.read_f32(SAR_CHANNELS[1], lines * samples)?,
+        r.read_f32(SAR_CHANNELS[2], lines * samples)?,
+        r.read_f32(SAR_CHANNELS[3], lines * samples)?,
+    ];
+    let coarse = channels::coarse_channels()
+        .iter()
+        .map(|name| r.read_f32(name, grid_lines * grid_samples))
+        .collect::<Result<Vec<_>, _>>()?;
+    let charts = if present.is_empty() {
+        None
+    } else {
+        Some([
+            r.read_chart(Chart::SIC, lines * samples)?,
+            r.read_chart(Chart::SOD, lines * samples)?,
+            r.read_chart(Chart::FLOE, lines * samples)?,
+        ])
+    };
+    let tie_points = TiePoints {
+        n_samples: tie_samples,
+        n_lines: tie_lines,
+        lat: r.read_f64(channels::LAT, tie_samples * tie_lines)?,
+        lon: r.read_f64(channels::LON, tie_samples * tie_lines)?,
+    };
+
+    let global = |name: &str| {
+        nc.global_attribute(name)
+            .ok()
+            .and_then(|a| a.value.as_string())
+            .map(|s| s.trim_end_matches('\0').to_string())
+    };
+    let meta = SceneMeta::derive(
+        file,
+        global("scene_id").as_deref(),
+        global("original_id").as_deref(),
+        global("ice_service").as_deref(),
+    );
+    let variables = nc
+        .variables()
+        .map_err(|e| SceneError::file(file, format!("has an unreadable variable list ({e})")))?
+        .iter()
+        .map(variable_info)
+        .collect();
+
+    debug_assert_eq!(INPUT_CHANNELS.len(), 4 + coarse.len());
+    Ok(Scene {
+        file: file.to_string(),
+        container,
+        lines,
+        samples,
+        grid_lines,
+        grid_samples,
+        sar,
+        coarse,
+        charts,
+        tie_points,
+        meta,
+        variables,
+    })
+}
+
+/// Recognises files that are clearly not netCDF, to say what they are instead.
+fn sniff(file: &str, bytes: &[u8]) -> Result<(), SceneError> {
+    const HDF5: &[u8] = b"\x89HDF\r\n\x1a\n";
+    if bytes.is_empty() {
+        return Err(SceneError::file(file, "is empty (0 bytes), not a netCDF scene"));
+    }
+    if bytes.starts_with(b"CDF") || bytes.starts_with(HDF5) {
+        return Ok(());
+    }
+    // netCDF-4 allows a user block of 512 * 2^k bytes before the HDF5 superblock.
+    let mut offset = 512usize;
+    while offset + HDF5.len() <= bytes.len() {
+        if &bytes[offset..offset + HDF5.len()] == HDF5 {
+            return Ok(());
+        }
+        offset = offset.saturating_mul(2);
+    }
+    let what = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "is a PNG image".to_string()
+    } else if bytes.starts_with(b"PK\x03\x04") {
+        "is a zip archive (a model checkpoint?)".to_string()
+    } else if bytes.starts_with(b"\x80") {
+        "is a Python pickle".to_string()
+    } else {
+        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("starts with bytes {}", head.join(" "))
+    };
+    Err(SceneError::file(
+        file,
+        format!("{what}, not a netCDF file (no CDF or HDF5 signature)"),
+    ))
+}
+
+struct Reader<'a> {
+    file: &'a str,
+    nc: &'a NcFile,
+    container: Container,
+}
+
+impl Reader<'_> {
+    fn dim(&self, name: &str) -> Result<usize, SceneError> {
+        let d = self.nc.dimension(name).map_err(|_| {
+            SceneError::file(
+                self.file,
+                format!("has no dimension `{name}`; is it an AI4Arctic ready-to-train scene?"),
+            )
+        })?;
+        usize::try_from(d.size).map_err(|_| {
+            SceneError::file(self.file, format!("dimension `{name}` is too large ({})", d.size))
+        })
+    }
+
+    fn check_sizes(
+        &self,
+        lines: usize,
+        samples: usize,
+        grid_lines: usize,
+        grid_samples: usize,
+        file_len: u64,
+        limits: &ReadLimits,
+    ) -> Result<(), SceneError> {
+        let err = |p: String| Err(SceneError::file(self.file, p));
+        if lines == 0 || samples == 0 {
+            return err(format!("has an empty SAR grid ({lines} x {samples})"));
+        }
+        let pixels = (lines as u64).saturating_mul(samples as u64);
+        if pixels > limits.max_pixels as u64 {
+            return err(format!(
+                "claims a SAR grid of {lines} x {samples} pixels, more than the {} pixels icelens accepts",
+                limits.max_pixels
+            ));
+        }
+        if grid_lines == 0 || grid_samples == 0 || grid_lines > lines || grid_samples > samples {
+            return err(format!(
+                "has a 2 km grid of {grid_lines} x {grid_samples} that does not fit its SAR grid of {lines} x {samples}"
+            ));
+        }
+        // The SAR-grid float channels alone need 16 bytes a pixel when decoded.
+        let needed = pixels.saturating_mul(16);
+        let possible = match self.container {
+            Container::Netcdf3 => file_len,
+            Container::Netcdf4 => file_len.saturating_mul(MAX_DEFLATE_RATIO),
+        };
+        if needed > possible {
+            return err(format!(
+                "claims a SAR grid of {lines} x {samples} pixels ({} MB of data), which a {file_len}-byte file cannot hold; it is truncated or damaged",
+                needed / 1_000_000
+            ));
+        }
+        debug_assert!(BYTES_PER_PIXEL >= 16);
+        Ok(())
+    }
+
+    fn var(&self, name: &str) -> Result<&NcVariable, SceneError> {
+        self.nc
+            .variable(name)
+            .map_err(|_| SceneError::variable(self.file, name, "is missing"))
+    }
+
+    fn expect(&self, name: &str, dims: &[&str], types: &[NcType]) -> Result<(), SceneError> {
+        let v = self.var(name)?;
+        let found: Vec<&str> = v.dimensions().iter().map(|d| d.name.as_str()).collect();
+        if found != dims {
+            return Err(SceneError::variable(
+                self.file,
+                name,
+                format!(
+                    "has dimensions ({}) but should have ({})",
+                    found.join(", "),
+                    dims.join(", ")
+                ),
+            ));
+        }
+        if !types.contains(v.dtype()) {
+            let want: Vec<String> = types.iter().map(type_name).collect();
+            return Err(SceneError::variable(
+                self.file,
+                name,
+                format!(
+                    "has type {} but should be {}",
+                    type_name(v.dtype()),
+                    want.join(" or ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn decode_err(&self, name: &str, e: netcdf_reader::Error) -> SceneError {
+        SceneError::variable(
+            self.file,
+            name,
+            format!("cannot be decoded ({e}); the file may be truncated or damaged"),
+        )
+    }
+
+    fn read_f32(&self, name: &str, n: usize) -> Result<Vec<f32>, SceneError> {
+        let mut buf = vec![0f32; n];
+        self.nc
+            .read_variable_into::<f32>(name, &mut buf)
+            .map_err(|e| self.decode_err(name, e))?;
+        Ok(buf)
+    }
+
+    fn read_f64(&self, name: &str, n: usize) -> Result<Vec<f64>, SceneError> {
+        let v = self.var(name)?;
+        if *v.dtype() == NcType::Float {
+            return Ok(self.read_f32(name, n)?.into_iter().map(f64::from).collect());
+        }
+        let mut buf = vec![0f64; n];
+        self.nc
+            .read_variable_into::<f64>(name, &mut buf)
+            .map_err(|e| self.decode_err(name, e))?;
+        Ok(buf)
+    }
+
+    /// Charts are `NC_UBYTE` in netCDF-4; netCDF-3 has no unsigned byte, so there they are
+    /// `NC_BYTE` flagged `_Unsigned = "true"`. Both hold the same bits.
+    fn read_chart(&self, chart: Chart, n: usize) -> Result<Vec<u8>, SceneError> {
+        let name = chart.name();
+        let v = self.var(name)?;
+        let mut buf = vec![0u8; n];
+        if *v.dtype() == NcType::Byte {
+            let mut signed = vec![0i8; n];
+            self.nc
+                .read_variable_into::<i8>(name, &mut signed)
+                .map_err(|e| self.decode_err(name, e))?;
+            for (d, s) in buf.iter_mut().zip(signed) {
+                *d = s as u8;
+            }
+        } else {
+            self.nc
+                .read_variable_into::<u8>(name, &mut buf)
+                .map_err(|e| self.decode_err(name, e))?;
+        }
+        let mut bad = [0usize; 256];
+        for v in &buf {
+            bad[*v as usize] += usize::from(!chart.is_valid_value(*v));
+        }
+        if let Some((value, count)) = bad.iter().enumerate().find(|(_, c)| **c > 0) {
+            return Err(SceneError::variable(
+                self.file,
+                name,
+                format!(
+                    "has {count} pixels of value {value}, outside its classes 0 to {} and not the fill value 255",
+                    chart.n_classes() - 1
+                ),
+            ));
+        }
+        Ok(buf)
+    }
+}
+
+fn type_name(t: &NcType) -> String {
+    match t {
+        NcType::Byte => "int8",
+        NcType::Char => "char",
+        NcType::Short => "int16",
+        NcType::Int => "int32",
+        NcType::Float => "float32",
+        NcType::Double => "float64",
+        NcType::UByte => "uint8",
+        NcType::UShort => "uint16",
+        NcType::UInt => "uint32",
+        NcType::Int64 => "int64",
+        NcType::UInt64 => "uint64",
+        NcType::String => "string",
+        _ => "a user-defined type",
+    }
+    .to_string()
+}
+
+fn variable_info(v: &NcVariable) -> VariableInfo {
+    VariableInfo {
+        name: v.name().to_string(),
+        dims: v
+            .dimensions()
+            .iter()
+            .map(|d| (d.name.clone(), d.size as usize))
+            .collect(),
+        dtype: type_name(v.dtype()),
+        attributes: v
+            .attributes()
+            .iter()
+            .map(|a| {
+                let value = match &a.value {
+                    NcAttrValue::Chars(s) => AttrValue::Text(s.trim_end_matches('\0').to_string()),
+                    NcAttrValue::Strings(s) => AttrValue::Text(s.join(", ")),
+                    other => AttrValue::Numbers(other.as_f64_vec().unwrap_or_default()),
+                };
+                (a.name.clone(), value)
+            })
+            .collect(),
+    }
+}
