@@ -40,6 +40,14 @@ const BYTES_PER_PIXEL: u64 = 19;
 pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Scene, SceneError> {
     let len = bytes.len() as u64;
     sniff(file, &bytes)?;
+    if let Some(claimed) = hdf5_end_of_file(&bytes) {
+        if claimed > len {
+            return Err(SceneError::file(
+                file,
+                format!("is truncated: its HDF5 superblock says the file has {claimed} bytes, but it has {len}"),
+            ));
+        }
+    }
     let options = NcOpenOptions {
         // Bounds every single read: no variable of a valid scene is larger than 4 bytes a pixel.
         max_read_bytes: limits.max_pixels.saturating_mul(4).max(1 << 20),
@@ -203,6 +211,40 @@ fn sniff(file: &str, bytes: &[u8]) -> Result<(), SceneError> {
         file,
         format!("{what}, not a netCDF file (no CDF or HDF5 signature)"),
     ))
+}
+
+/// The end-of-file address an HDF5 superblock records (relative to its base address, which
+/// is added), or `None` if there is no readable superblock. A file shorter than this was cut
+/// off, which is the commonest damage (an interrupted download) and deserves a plain message.
+fn hdf5_end_of_file(bytes: &[u8]) -> Option<u64> {
+    const HDF5: &[u8] = b"\x89HDF\r\n\x1a\n";
+    let mut sb = 0usize;
+    while bytes.get(sb..sb + 8)? != HDF5 {
+        sb = if sb == 0 { 512 } else { sb.checked_mul(2)? };
+    }
+    let byte = |i: usize| bytes.get(sb + i).copied();
+    let read = |at: usize, size: usize| -> Option<u64> {
+        let b = bytes.get(sb + at..sb + at + size)?;
+        let mut v = 0u64;
+        for (k, x) in b.iter().enumerate() {
+            v |= (*x as u64) << (8 * k);
+        }
+        // All ones is HDF5's "undefined address".
+        (v != u64::MAX >> (64 - 8 * size as u32)).then_some(v)
+    };
+    let version = byte(8)?;
+    let (offsets, base_at) = match version {
+        0 => (byte(13)? as usize, 24),
+        1 => (byte(13)? as usize, 28),
+        2 | 3 => (byte(9)? as usize, 12),
+        _ => return None,
+    };
+    if !(offsets == 4 || offsets == 8) {
+        return None;
+    }
+    let base = read(base_at, offsets)?;
+    let eof = read(base_at + 2 * offsets, offsets)?;
+    base.checked_add(eof)
 }
 
 struct Reader<'a> {

@@ -453,6 +453,10 @@ impl SynthScene {
     }
 
     /// Encodes the scene as a netCDF-3 (CDF-2) file with the ready-to-train layout.
+    ///
+    /// Unlike the real files, floats carry no `_FillValue = NaN`: `netcdf3` finds a variable
+    /// again by comparing its attributes, and NaN never equals itself. The fill convention
+    /// that matters (`variable_fill_value` = 0, `chart_fill_value` = 255) is kept.
     pub fn to_netcdf(&self) -> Result<Vec<u8>, String> {
         let (h, w) = (self.spec.lines, self.spec.samples);
         let file = self.spec.file_name();
@@ -489,13 +493,11 @@ impl SynthScene {
         }
         for (name, values) in [(channels::LAT, &self.lat), (channels::LON, &self.lon)] {
             ds.add_var_f64(name, &tie).map_err(e)?;
-            ds.add_var_attr_f64(name, "_FillValue", vec![f64::NAN]).map_err(e)?;
             data.push((name, Data::F64(values)));
         }
         let upstream = self.original_id()[..67.min(self.original_id().len())].to_string();
         for (k, name) in SAR_CHANNELS.iter().enumerate() {
             ds.add_var_f32(name, &full).map_err(e)?;
-            ds.add_var_attr_f32(name, "_FillValue", vec![f32::NAN]).map_err(e)?;
             match k {
                 0 | 1 => {
                     let pol = if k == 0 { "HH" } else { "HV" };
@@ -517,7 +519,6 @@ impl SynthScene {
         }
         for (k, name) in channels::coarse_channels().iter().enumerate() {
             ds.add_var_f32(name, &grid).map_err(e)?;
-            ds.add_var_attr_f32(name, "_FillValue", vec![f32::NAN]).map_err(e)?;
             data.push((name, Data::F32(&self.coarse[k])));
         }
         ds.add_global_attr_string("scene_id", &file).map_err(e)?;
