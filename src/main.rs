@@ -1,1 +1,13 @@
-fn main(){}
+//! The icelens page: a thin Leptos shell over `icelens-core`.
+//!
+//! Built for wasm32 by Trunk (`index.html`). It also compiles natively so that
+//! `cargo clippy --workspace` checks it, but only runs in a browser.
+
+mod app;
+mod files;
+mod picture;
+
+fn main() {
+    app::install_panic_hook();
+    leptos::mount::mount_to_body(app::App);
+}

@@ -15,7 +15,11 @@ use icelens_core::{npy, read_scene, ReadLimits, Scene};
 mod report;
 
 #[derive(Parser)]
-#[command(name = "icelens", version, about = "Sea ice charts from Sentinel-1 scenes (AI4Arctic)")]
+#[command(
+    name = "icelens",
+    version,
+    about = "Sea ice charts from Sentinel-1 scenes (AI4Arctic)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -147,7 +151,9 @@ fn synth(
         return Err(format!("--service must be dmi or cis, not {service}"));
     }
     if icelens_core::meta::Timestamp::parse_compact(&stamp).is_none() || !stamp.contains('T') {
-        return Err(format!("--stamp must look like 20210315T101500, not {stamp}"));
+        return Err(format!(
+            "--stamp must look like 20210315T101500, not {stamp}"
+        ));
     }
     let (lines, samples) = (size[0], size[1]);
     if lines < 50 || samples < 50 || lines * samples > 60_000_000 {

@@ -33,7 +33,11 @@ pub fn scene_text(scene: &Scene, s: &SceneSummary) -> String {
     let _ = writeln!(
         out,
         "  charts        {}",
-        if s.has_charts { "SIC SOD FLOE" } else { "none (test-set scene)" }
+        if s.has_charts {
+            "SIC SOD FLOE"
+        } else {
+            "none (test-set scene)"
+        }
     );
     for h in &s.histograms {
         let total: u64 = h.counts.iter().map(|(_, n)| n).sum();
@@ -57,7 +61,13 @@ pub fn scene_text(scene: &Scene, s: &SceneSummary) -> String {
     let _ = writeln!(out, "  variables     {}", s.variables.len());
     for v in &scene.variables {
         let dims: Vec<String> = v.dims.iter().map(|(n, s)| format!("{n}={s}")).collect();
-        let _ = writeln!(out, "    {:<22} {:<8} ({})", v.name, v.dtype, dims.join(", "));
+        let _ = writeln!(
+            out,
+            "    {:<22} {:<8} ({})",
+            v.name,
+            v.dtype,
+            dims.join(", ")
+        );
     }
     out
 }

@@ -77,7 +77,10 @@ fn inspect_text_reports_a_bad_file_and_goes_on() {
     assert!(stdout.contains("20200117T211533_cis"), "{stdout}");
     assert!(stdout.contains("netcdf3"));
     let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
-    assert!(line.contains("not-a-scene.nc") && line.contains("PNG"), "{line}");
+    assert!(
+        line.contains("not-a-scene.nc") && line.contains("PNG"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -97,7 +100,10 @@ fn input_writes_the_window_as_npy() {
     assert_eq!(arr.shape, vec![1, 24, 30, 40]);
     // Compare with the reference input of the whole scene.
     let npz = std::fs::read(shared().join("reference/scene_20190412T103015_dmi.npz")).unwrap();
-    let x = icelens_core::npy::read_npz_member(&npz, "x").unwrap().to_f32().unwrap();
+    let x = icelens_core::npy::read_npz_member(&npz, "x")
+        .unwrap()
+        .to_f32()
+        .unwrap();
     let got = arr.to_f32().unwrap();
     for c in [0, 3, 4, 23] {
         for r in 0..30 {
@@ -114,8 +120,20 @@ fn errors_are_one_line_and_non_zero() {
     let scene = fixture("20190412T103015_dmi_prep.nc");
     let out = tmp("y.npy");
     for args in [
-        vec!["input", scene.to_str().unwrap(), "--out", out.to_str().unwrap(), "--window", "0,0,999,10"],
-        vec!["input", "/nonexistent/scene.nc", "--out", out.to_str().unwrap()],
+        vec![
+            "input",
+            scene.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--window",
+            "0,0,999,10",
+        ],
+        vec![
+            "input",
+            "/nonexistent/scene.nc",
+            "--out",
+            out.to_str().unwrap(),
+        ],
     ] {
         let (ok, _, stderr) = icelens(&args);
         assert!(!ok);
@@ -130,8 +148,18 @@ fn synth_writes_a_readable_scene() {
     let dir = tmp("synth");
     std::fs::create_dir_all(&dir).unwrap();
     let (ok, _, stderr) = icelens(&[
-        "synth", "--out", dir.to_str().unwrap(), "--size", "120", "130", "--seed", "4",
-        "--service", "cis", "--stamp", "20191001T050000",
+        "synth",
+        "--out",
+        dir.to_str().unwrap(),
+        "--size",
+        "120",
+        "130",
+        "--seed",
+        "4",
+        "--service",
+        "cis",
+        "--stamp",
+        "20191001T050000",
     ]);
     assert!(ok, "{stderr}");
     let file = dir.join("20191001T050000_cis_prep.nc");

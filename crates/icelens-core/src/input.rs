@@ -49,7 +49,9 @@ impl Window {
             .map_err(|_| format!("window `{s}` is not ROW,COL,HEIGHT,WIDTH in whole numbers"))?;
         match nums[..] {
             [r, c, h, w] => Ok(Window::new(r, c, h, w)),
-            _ => Err(format!("window `{s}` needs four numbers: ROW,COL,HEIGHT,WIDTH")),
+            _ => Err(format!(
+                "window `{s}` needs four numbers: ROW,COL,HEIGHT,WIDTH"
+            )),
         }
     }
 
@@ -57,8 +59,14 @@ impl Window {
     pub fn check(&self, lines: usize, samples: usize) -> Result<(), String> {
         let fits = self.height > 0
             && self.width > 0
-            && self.row.checked_add(self.height).is_some_and(|e| e <= lines)
-            && self.col.checked_add(self.width).is_some_and(|e| e <= samples);
+            && self
+                .row
+                .checked_add(self.height)
+                .is_some_and(|e| e <= lines)
+            && self
+                .col
+                .checked_add(self.width)
+                .is_some_and(|e| e <= samples);
         if fits {
             Ok(())
         } else {

@@ -18,6 +18,7 @@ pub mod meta;
 pub mod nc3;
 pub mod npy;
 pub mod read;
+pub mod render;
 pub mod scene;
 pub mod stats;
 pub mod synth;

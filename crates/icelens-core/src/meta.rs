@@ -24,7 +24,8 @@ impl Timestamp {
             .chars()
             .filter(|c| *c != 'T')
             .collect();
-        if !(digits.len() == 12 || digits.len() == 14) || !digits.bytes().all(|b| b.is_ascii_digit())
+        if !(digits.len() == 12 || digits.len() == 14)
+            || !digits.bytes().all(|b| b.is_ascii_digit())
         {
             return None;
         }
@@ -35,7 +36,11 @@ impl Timestamp {
             day: n(6, 8)? as u8,
             hour: n(8, 10)? as u8,
             minute: n(10, 12)? as u8,
-            second: if digits.len() == 14 { n(12, 14)? as u8 } else { 0 },
+            second: if digits.len() == 14 {
+                n(12, 14)? as u8
+            } else {
+                0
+            },
         };
         let plausible = (1990..=2100).contains(&t.year)
             && (1..=12).contains(&t.month)
@@ -183,12 +188,22 @@ mod tests {
 
     #[test]
     fn odd_names_degrade_to_unknown() {
-        let m = SceneMeta::derive("holiday photo.nc", Some(""), Some("garbage_without_fields"), None);
+        let m = SceneMeta::derive(
+            "holiday photo.nc",
+            Some(""),
+            Some("garbage_without_fields"),
+            None,
+        );
         assert_eq!(m.mission, None);
         assert_eq!(m.acquired, None);
         assert_eq!(m.region, None);
         assert_eq!(SceneMeta::or_unknown(&m.region), "unknown");
-        let m = SceneMeta::derive("99999999T999999_xyz_prep.nc", None, Some("S1A_a_b_c_2019133"), None);
+        let m = SceneMeta::derive(
+            "99999999T999999_xyz_prep.nc",
+            None,
+            Some("S1A_a_b_c_2019133"),
+            None,
+        );
         assert_eq!(m.acquired, None);
         assert_eq!(m.ice_service, None);
         assert_eq!(m.mission.as_deref(), Some("S1A"));

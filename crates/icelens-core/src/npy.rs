@@ -137,7 +137,8 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
         .checked_add(hlen)
         .filter(|e| *e <= bytes.len())
         .ok_or("the .npy header is longer than the file")?;
-    let dict = std::str::from_utf8(&bytes[start..end]).map_err(|_| "the .npy header is not text")?;
+    let dict =
+        std::str::from_utf8(&bytes[start..end]).map_err(|_| "the .npy header is not text")?;
     let field = |key: &str| -> Result<&str, String> {
         let at = dict
             .find(&format!("'{key}'"))
@@ -160,7 +161,10 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().map_err(|_| format!("bad .npy shape entry {s}")))
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad .npy shape entry {s}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let n = shape
         .iter()
@@ -183,7 +187,8 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
 
 /// Reads one member (`name`, without `.npy`) of an `.npz` archive.
 pub fn read_npz_member(npz: &[u8], name: &str) -> Result<NpyArray, String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(npz)).map_err(|e| format!("not an .npz: {e}"))?;
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(npz)).map_err(|e| format!("not an .npz: {e}"))?;
     let mut file = zip
         .by_name(&format!("{name}.npy"))
         .map_err(|_| format!("the .npz has no member {name}"))?;
@@ -202,7 +207,10 @@ mod tests {
     fn round_trip() {
         let v = [1.5f32, -2.0, 3.25, 0.0, 7.0, 8.0];
         let bytes = write_f32(&[1, 2, 3], &v);
-        assert_eq!(bytes[..10].len() + u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 128);
+        assert_eq!(
+            bytes[..10].len() + u16::from_le_bytes([bytes[8], bytes[9]]) as usize,
+            128
+        );
         let a = read(&bytes).unwrap();
         assert_eq!(a.shape, vec![1, 2, 3]);
         assert_eq!(a.to_f32().unwrap(), v);

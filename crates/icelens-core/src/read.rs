@@ -32,9 +32,6 @@ impl Default for ReadLimits {
 /// more decoded bytes than this many times its own length.
 const MAX_DEFLATE_RATIO: u64 = 1032;
 
-/// Bytes per SAR pixel kept in memory: four f32 channels and three u8 charts.
-const BYTES_PER_PIXEL: u64 = 19;
-
 /// Reads a scene from the whole content of a file; `file` is its name, used in messages and
 /// as a fallback for the metadata.
 pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Scene, SceneError> {
@@ -184,7 +181,10 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
 fn sniff(file: &str, bytes: &[u8]) -> Result<(), SceneError> {
     const HDF5: &[u8] = b"\x89HDF\r\n\x1a\n";
     if bytes.is_empty() {
-        return Err(SceneError::file(file, "is empty (0 bytes), not a netCDF scene"));
+        return Err(SceneError::file(
+            file,
+            "is empty (0 bytes), not a netCDF scene",
+        ));
     }
     if bytes.starts_with(b"CDF") || bytes.starts_with(HDF5) {
         return Ok(());
@@ -262,7 +262,10 @@ impl Reader<'_> {
             )
         })?;
         usize::try_from(d.size).map_err(|_| {
-            SceneError::file(self.file, format!("dimension `{name}` is too large ({})", d.size))
+            SceneError::file(
+                self.file,
+                format!("dimension `{name}` is too large ({})", d.size),
+            )
         })
     }
 
@@ -303,7 +306,6 @@ impl Reader<'_> {
                 needed / 1_000_000
             ));
         }
-        debug_assert!(BYTES_PER_PIXEL >= 16);
         Ok(())
     }
 

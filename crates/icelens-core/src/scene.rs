@@ -137,7 +137,10 @@ impl Scene {
             return None;
         }
         let db = |z: f32, (m, s): (f64, f64)| z as f64 * s + m;
-        Some((db(self.sar[0][i], HH_MEAN_STD), db(self.sar[1][i], HV_MEAN_STD)))
+        Some((
+            db(self.sar[0][i], HH_MEAN_STD),
+            db(self.sar[1][i], HV_MEAN_STD),
+        ))
     }
 
     /// Latitude and longitude of a pixel, interpolated between the tie points, which are

@@ -285,7 +285,11 @@ pub fn generate(spec: &SynthSpec) -> SynthScene {
     }
     drop((wy, wx));
 
-    let mut charts = [vec![CHART_FILL; n], vec![CHART_FILL; n], vec![CHART_FILL; n]];
+    let mut charts = [
+        vec![CHART_FILL; n],
+        vec![CHART_FILL; n],
+        vec![CHART_FILL; n],
+    ];
     let mut frac = vec![0.55f32; n];
     let tex_hh = smooth(&mut rng, h, w, 3.0);
     let tex_hv = smooth(&mut rng, h, w, 4.0);
@@ -302,7 +306,11 @@ pub fn generate(spec: &SynthSpec) -> SynthScene {
             charts[0][i] = c;
             charts[1][i] = s;
             charts[2][i] = f;
-            frac[i] = if c == CHART_FILL { 0.6 } else { c as f32 / 10.0 };
+            frac[i] = if c == CHART_FILL {
+                0.6
+            } else {
+                c as f32 / 10.0
+            };
         }
         let water = s == 0;
         let (nh, nv) = (normal(&mut rng), normal(&mut rng));
@@ -417,7 +425,8 @@ pub fn generate(spec: &SynthSpec) -> SynthScene {
             let l = -1.0 + li as f64 / 10.0;
             lat.push(lat0 + 0.5 * (h as f64 * 0.08 / 111.0) * (-l * cang + s * sang));
             lon.push(
-                lon0 + 0.5 * (w as f64 * 0.08 / (111.0 * f64::cos(lat0.to_radians())))
+                lon0 + 0.5
+                    * (w as f64 * 0.08 / (111.0 * f64::cos(lat0.to_radians())))
                     * (s * cang + l * sang),
             );
         }
@@ -445,7 +454,10 @@ impl SynthScene {
         let s = &self.spec.stamp;
         let upstream = format!("S1A_EW_GRDM_1SDH_{s}_{s}_017345_020A1B_3C2D");
         if self.spec.service == "cis" {
-            format!("{upstream}_icechart_cis_SGRDIFOXE_{}Z_pl_a.nc", &s[..13.min(s.len())])
+            format!(
+                "{upstream}_icechart_cis_SGRDIFOXE_{}Z_pl_a.nc",
+                &s[..13.min(s.len())]
+            )
         } else {
             let digits: String = s.chars().filter(|c| *c != 'T').take(12).collect();
             format!("{upstream}_icechart_dmi_{digits}_NorthWest_RIC.nc")
@@ -485,9 +497,12 @@ impl SynthScene {
             for (k, chart) in Chart::ALL.iter().enumerate() {
                 let name = chart.name();
                 ds.add_var_i8(name, &full).map_err(e)?;
-                ds.add_var_attr_string(name, "_Unsigned", "true").map_err(e)?;
-                ds.add_var_attr_string(name, "polygon", chart.title()).map_err(e)?;
-                ds.add_var_attr_i32(name, "chart_fill_value", vec![255]).map_err(e)?;
+                ds.add_var_attr_string(name, "_Unsigned", "true")
+                    .map_err(e)?;
+                ds.add_var_attr_string(name, "polygon", chart.title())
+                    .map_err(e)?;
+                ds.add_var_attr_i32(name, "chart_fill_value", vec![255])
+                    .map_err(e)?;
                 data.push((name, Data::I8(&chart_bits[k])));
             }
         }
@@ -501,12 +516,18 @@ impl SynthScene {
             match k {
                 0 | 1 => {
                     let pol = if k == 0 { "HH" } else { "HV" };
-                    ds.add_var_attr_string(name, "polarisation", pol).map_err(e)?;
-                    ds.add_var_attr_string(name, "upstream_id", &upstream).map_err(e)?;
-                    ds.add_var_attr_string(name, "description", "Sigma0 in dB").map_err(e)?;
-                    ds.add_var_attr_i32(name, "variable_fill_value", vec![0]).map_err(e)?;
+                    ds.add_var_attr_string(name, "polarisation", pol)
+                        .map_err(e)?;
+                    ds.add_var_attr_string(name, "upstream_id", &upstream)
+                        .map_err(e)?;
+                    ds.add_var_attr_string(name, "description", "Sigma0 in dB")
+                        .map_err(e)?;
+                    ds.add_var_attr_i32(name, "variable_fill_value", vec![0])
+                        .map_err(e)?;
                 }
-                2 => ds.add_var_attr_i32(name, "variable_fill_value", vec![0]).map_err(e)?,
+                2 => ds
+                    .add_var_attr_i32(name, "variable_fill_value", vec![0])
+                    .map_err(e)?,
                 _ => ds
                     .add_var_attr_string(
                         name,
@@ -522,10 +543,13 @@ impl SynthScene {
             data.push((name, Data::F32(&self.coarse[k])));
         }
         ds.add_global_attr_string("scene_id", &file).map_err(e)?;
-        ds.add_global_attr_string("original_id", self.original_id()).map_err(e)?;
-        ds.add_global_attr_string("ice_service", &self.spec.service).map_err(e)?;
+        ds.add_global_attr_string("original_id", self.original_id())
+            .map_err(e)?;
+        ds.add_global_attr_string("ice_service", &self.spec.service)
+            .map_err(e)?;
         ds.add_global_attr_i32("flip", vec![0]).map_err(e)?;
-        ds.add_global_attr_i32("pixel_spacing", vec![80]).map_err(e)?;
+        ds.add_global_attr_i32("pixel_spacing", vec![80])
+            .map_err(e)?;
         write_cdf2(&ds, &file, &data)
     }
 }

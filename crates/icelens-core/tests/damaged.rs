@@ -18,7 +18,10 @@ fn expect_err(name: &str, bytes: Vec<u8>, needle: &str) -> SceneError {
         Err(_) => panic!("{name}: the reader panicked"),
     };
     let msg = err.to_string();
-    assert!(msg.starts_with(name), "message does not name the file: {msg}");
+    assert!(
+        msg.starts_with(name),
+        "message does not name the file: {msg}"
+    );
     assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
     err
 }
@@ -60,11 +63,16 @@ fn foreign_files_are_named_for_what_they_are() {
 #[test]
 fn random_bytes_after_a_valid_signature_never_panic() {
     let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(11);
-    for (i, magic) in [&b"CDF\x01"[..], b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n"]
-        .iter()
-        .cycle()
-        .take(40)
-        .enumerate()
+    for (i, magic) in [
+        &b"CDF\x01"[..],
+        b"CDF\x02",
+        b"CDF\x05",
+        b"\x89HDF\r\n\x1a\n",
+    ]
+    .iter()
+    .cycle()
+    .take(40)
+    .enumerate()
     {
         let mut bytes = magic.to_vec();
         let len = rng.random_range(0..3000);
@@ -102,7 +110,11 @@ fn missing_sar_variables_are_named() {
     let bytes = synth.to_netcdf().unwrap();
     // Rename the HH variable in the header: same length, so the file stays consistent.
     let patched = replace_once(&bytes, b"nersc_sar_primary", b"nersc_sar_xrimary");
-    expect_err("nohh.nc", patched, "variable `nersc_sar_primary` is missing");
+    expect_err(
+        "nohh.nc",
+        patched,
+        "variable `nersc_sar_primary` is missing",
+    );
 }
 
 #[test]

@@ -46,7 +46,11 @@ fn charts_match_the_reference_valid_pixel_counts() {
             let expected = json["scenes"][name]["valid_pixels"][chart.name()]
                 .as_u64()
                 .unwrap();
-            assert_eq!(scene.labelled_pixels(chart) as u64, expected, "{name} {chart}");
+            assert_eq!(
+                scene.labelled_pixels(chart) as u64,
+                expected,
+                "{name} {chart}"
+            );
         }
         // Unsigned charts from netCDF-3 must not come back as negative bytes folded to 255s.
         let hist = scene.class_histogram(Chart::SIC).unwrap();
@@ -138,5 +142,8 @@ fn tie_points_give_corner_coordinates() {
     let (lat, _) = scene.lat_lon((scene.lines - 1) as f64, (scene.samples - 1) as f64);
     assert!((lat - t.lat[t.lat.len() - 1]).abs() < 1e-9);
     let (lat, lon) = scene.lat_lon(300.0, 250.0);
-    assert!((55.0..70.0).contains(&lat) && (-50.0..-30.0).contains(&lon), "{lat} {lon}");
+    assert!(
+        (55.0..70.0).contains(&lat) && (-50.0..-30.0).contains(&lon),
+        "{lat} {lon}"
+    );
 }

@@ -40,9 +40,9 @@ fn generated_content_is_plausible() {
             c.iter().copied().filter(|v| *v != 255).collect();
         assert!(distinct.len() >= 3, "{chart} has classes {distinct:?}");
         // Charts are blank wherever the SAR is.
-        for i in 0..n {
-            if synth.sar[0][i] == 0.0 {
-                assert_eq!(c[i], 255);
+        for (hh, class) in synth.sar[0].iter().zip(c) {
+            if *hh == 0.0 {
+                assert_eq!(*class, 255);
             }
         }
     }
@@ -54,10 +54,19 @@ fn generated_content_is_plausible() {
             .collect();
         v.iter().sum::<f32>() / v.len().max(1) as f32
     };
-    assert!(mean_hh(5) > mean_hh(0) + 0.5, "{} vs {}", mean_hh(5), mean_hh(0));
+    assert!(
+        mean_hh(5) > mean_hh(0) + 0.5,
+        "{} vs {}",
+        mean_hh(5),
+        mean_hh(0)
+    );
     // Values are standard scaled: within a few units of zero.
     assert!(synth.sar.iter().flatten().all(|v| v.abs() < 8.0));
-    assert!(synth.coarse.iter().flatten().all(|v| v.is_finite() && v.abs() < 10.0));
+    assert!(synth
+        .coarse
+        .iter()
+        .flatten()
+        .all(|v| v.is_finite() && v.abs() < 10.0));
 }
 
 #[test]

@@ -1,0 +1,66 @@
+// Shared set-up of the browser tests: a static server for dist/ on 127.0.0.1 and a headless
+// Chromium with WebGPU (SwiftShader) enabled.
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+
+const ROOT = path.resolve(__dirname, '..');
+const DIST = path.join(ROOT, 'dist');
+const SHARED = process.env.ICELENS_SHARED || path.resolve(ROOT, '..', 'shared');
+const OUTPUT = path.join(__dirname, 'output');
+
+const TYPES = {
+  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.json': 'application/json', '.png': 'image/png',
+};
+
+function serve() {
+  if (!fs.existsSync(path.join(DIST, 'index.html'))) {
+    throw new Error(`no ${DIST}/index.html: run 'trunk build --release' first`);
+  }
+  const server = http.createServer((req, res) => {
+    const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    let file = path.normalize(path.join(DIST, url));
+    if (!file.startsWith(DIST)) { res.writeHead(403); return res.end(); }
+    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
+    if (!fs.existsSync(file)) { res.writeHead(404); return res.end(); }
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+function chromiumPath() {
+  for (const p of [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser']) {
+    if (p && fs.existsSync(p)) return p;
+  }
+  throw new Error('Chromium not found: run scripts/setup.sh test');
+}
+
+async function launch() {
+  return chromium.launch({
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Drops files (name + bytes) on the element with the given test id, as a user would. */
+async function dropFiles(page, testid, files) {
+  const payload = files.map((f) => ({ name: f.name, b64: Buffer.from(f.bytes).toString('base64') }));
+  const dt = await page.evaluateHandle((list) => {
+    const d = new DataTransfer();
+    for (const f of list) {
+      const bytes = Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0));
+      d.items.add(new File([bytes], f.name, { type: 'application/octet-stream' }));
+    }
+    return d;
+  }, payload);
+  for (const ev of ['dragenter', 'dragover', 'drop']) {
+    await page.dispatchEvent(`[data-testid="${testid}"]`, ev, { dataTransfer: dt });
+  }
+}
+
+module.exports = { serve, launch, dropFiles, SHARED, OUTPUT };

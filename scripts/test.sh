@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every icelens check: formatting, lints, native tests, the wasm build and the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
+export PATH="$HOME/.cargo/bin:$PATH"
+step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*" >&2; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "native tests"
+cargo test --workspace --locked
+step "wasm32 build of the page (trunk)"
+trunk build --release
+step "browser tests (headless Chromium)"
+(cd e2e && node --test --test-reporter=spec)

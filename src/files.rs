@@ -1,0 +1,56 @@
+//! Getting bytes into the page: dropped or picked files, and the bundled demo scene.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// Largest file the page accepts. A real scene is 100-200 MB; its decoded arrays take about
+/// 19 bytes a pixel on top, and wasm32 memory ends at 4 GB.
+pub const MAX_FILE_BYTES: f64 = 600.0 * 1024.0 * 1024.0;
+
+fn js_err(e: wasm_bindgen::JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .unwrap_or_else(|| "unknown browser error".into())
+}
+
+/// Reads the whole content of a user's file.
+pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let name = file.name();
+    if file.size() > MAX_FILE_BYTES {
+        return Err(format!(
+            "{name}: is {:.0} MB, more than the {:.0} MB this page can hold in memory",
+            file.size() / 1e6,
+            MAX_FILE_BYTES / 1e6
+        ));
+    }
+    let buffer = JsFuture::from(file.array_buffer())
+        .await
+        .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// Fetches a file shipped with the app (same origin, works offline once cached).
+pub async fn fetch_asset(url: &str) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| format!("{url}: cannot be fetched ({})", js_err(e)))?;
+    let response: web_sys::Response = response
+        .dyn_into()
+        .map_err(|_| format!("{url}: not a response"))?;
+    if !response.ok() {
+        return Err(format!("{url}: HTTP {}", response.status()));
+    }
+    let promise = response.array_buffer().map_err(js_err)?;
+    let buffer = JsFuture::from(promise).await.map_err(js_err)?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The files of a drop or of the file picker.
+pub fn file_list(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    let Some(list) = list else { return vec![] };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
