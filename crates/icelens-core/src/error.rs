@@ -1,4 +1,4 @@
-//! One error type for everything that can be wrong with a scene file.
+//! One error type for everything that can be wrong with a file a user gives us.
 //!
 //! Users drop files they did not write; the message must let them find the culprit without a
 //! debugger, so it always names the file, the variable when there is one, and the problem, in
@@ -6,9 +6,9 @@
 
 use std::fmt;
 
-/// A scene file that cannot be used, and why.
+/// A scene or model file that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SceneError {
+pub struct FileError {
     /// The file name as the user knows it.
     pub file: String,
     /// The netCDF variable concerned, if the problem is in one.
@@ -17,7 +17,7 @@ pub struct SceneError {
     pub problem: String,
 }
 
-impl SceneError {
+impl FileError {
     pub fn file(file: &str, problem: impl Into<String>) -> Self {
         Self {
             file: file.to_string(),
@@ -35,7 +35,7 @@ impl SceneError {
     }
 }
 
-impl fmt::Display for SceneError {
+impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.variable {
             Some(v) => write!(f, "{}: variable `{}` {}", self.file, v, self.problem),
@@ -44,4 +44,4 @@ impl fmt::Display for SceneError {
     }
 }
 
-impl std::error::Error for SceneError {}
+impl std::error::Error for FileError {}

@@ -12,6 +12,7 @@
 
 pub mod channels;
 pub mod chart;
+pub mod checkpoint;
 pub mod error;
 pub mod input;
 pub mod meta;
@@ -24,7 +25,7 @@ pub mod stats;
 pub mod synth;
 
 pub use chart::Chart;
-pub use error::SceneError;
+pub use error::FileError;
 pub use input::Window;
 pub use meta::SceneMeta;
 pub use read::{read_scene, ReadLimits};

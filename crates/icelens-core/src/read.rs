@@ -9,7 +9,7 @@ use netcdf_reader::{NcAttrValue, NcFile, NcFormat, NcOpenOptions, NcType, NcVari
 
 use crate::channels::{self, INPUT_CHANNELS, SAR_CHANNELS};
 use crate::chart::Chart;
-use crate::error::SceneError;
+use crate::error::FileError;
 use crate::meta::SceneMeta;
 use crate::scene::{AttrValue, Container, Scene, TiePoints, VariableInfo};
 
@@ -34,12 +34,12 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 
 /// Reads a scene from the whole content of a file; `file` is its name, used in messages and
 /// as a fallback for the metadata.
-pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Scene, SceneError> {
+pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Scene, FileError> {
     let len = bytes.len() as u64;
     sniff(file, &bytes)?;
     if let Some(claimed) = hdf5_end_of_file(&bytes) {
         if claimed > len {
-            return Err(SceneError::file(
+            return Err(FileError::file(
                 file,
                 format!("is truncated: its HDF5 superblock says the file has {claimed} bytes, but it has {len}"),
             ));
@@ -51,7 +51,7 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
         ..NcOpenOptions::default()
     };
     let nc = NcFile::from_owner(bytes, options).map_err(|e| {
-        SceneError::file(
+        FileError::file(
             file,
             format!("cannot be opened as netCDF ({e}); the file may be truncated or damaged"),
         )
@@ -74,7 +74,7 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
     let tie_lines = r.dim(channels::DIM_TIE_LINES)?;
     r.check_sizes(lines, samples, grid_lines, grid_samples, len, limits)?;
     if tie_samples == 0 || tie_lines == 0 || tie_samples * tie_lines > 1_000_000 {
-        return Err(SceneError::file(
+        return Err(FileError::file(
             file,
             format!("has an implausible tie-point grid of {tie_samples} x {tie_lines}"),
         ));
@@ -105,7 +105,7 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
             .find(|c| !present.contains(c))
             .map(Chart::name)
             .unwrap_or("?");
-        return Err(SceneError::variable(
+        return Err(FileError::variable(
             file,
             missing,
             "is missing, but the other charts are present (a scene has all three or none)",
@@ -155,7 +155,7 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
     );
     let variables = nc
         .variables()
-        .map_err(|e| SceneError::file(file, format!("has an unreadable variable list ({e})")))?
+        .map_err(|e| FileError::file(file, format!("has an unreadable variable list ({e})")))?
         .iter()
         .map(variable_info)
         .collect();
@@ -178,10 +178,10 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
 }
 
 /// Recognises files that are clearly not netCDF, to say what they are instead.
-fn sniff(file: &str, bytes: &[u8]) -> Result<(), SceneError> {
+fn sniff(file: &str, bytes: &[u8]) -> Result<(), FileError> {
     const HDF5: &[u8] = b"\x89HDF\r\n\x1a\n";
     if bytes.is_empty() {
-        return Err(SceneError::file(
+        return Err(FileError::file(
             file,
             "is empty (0 bytes), not a netCDF scene",
         ));
@@ -207,7 +207,7 @@ fn sniff(file: &str, bytes: &[u8]) -> Result<(), SceneError> {
         let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
         format!("starts with bytes {}", head.join(" "))
     };
-    Err(SceneError::file(
+    Err(FileError::file(
         file,
         format!("{what}, not a netCDF file (no CDF or HDF5 signature)"),
     ))
@@ -254,15 +254,15 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn dim(&self, name: &str) -> Result<usize, SceneError> {
+    fn dim(&self, name: &str) -> Result<usize, FileError> {
         let d = self.nc.dimension(name).map_err(|_| {
-            SceneError::file(
+            FileError::file(
                 self.file,
                 format!("has no dimension `{name}`; is it an AI4Arctic ready-to-train scene?"),
             )
         })?;
         usize::try_from(d.size).map_err(|_| {
-            SceneError::file(
+            FileError::file(
                 self.file,
                 format!("dimension `{name}` is too large ({})", d.size),
             )
@@ -277,8 +277,8 @@ impl Reader<'_> {
         grid_samples: usize,
         file_len: u64,
         limits: &ReadLimits,
-    ) -> Result<(), SceneError> {
-        let err = |p: String| Err(SceneError::file(self.file, p));
+    ) -> Result<(), FileError> {
+        let err = |p: String| Err(FileError::file(self.file, p));
         if lines == 0 || samples == 0 {
             return err(format!("has an empty SAR grid ({lines} x {samples})"));
         }
@@ -309,17 +309,17 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn var(&self, name: &str) -> Result<&NcVariable, SceneError> {
+    fn var(&self, name: &str) -> Result<&NcVariable, FileError> {
         self.nc
             .variable(name)
-            .map_err(|_| SceneError::variable(self.file, name, "is missing"))
+            .map_err(|_| FileError::variable(self.file, name, "is missing"))
     }
 
-    fn expect(&self, name: &str, dims: &[&str], types: &[NcType]) -> Result<(), SceneError> {
+    fn expect(&self, name: &str, dims: &[&str], types: &[NcType]) -> Result<(), FileError> {
         let v = self.var(name)?;
         let found: Vec<&str> = v.dimensions().iter().map(|d| d.name.as_str()).collect();
         if found != dims {
-            return Err(SceneError::variable(
+            return Err(FileError::variable(
                 self.file,
                 name,
                 format!(
@@ -331,7 +331,7 @@ impl Reader<'_> {
         }
         if !types.contains(v.dtype()) {
             let want: Vec<String> = types.iter().map(type_name).collect();
-            return Err(SceneError::variable(
+            return Err(FileError::variable(
                 self.file,
                 name,
                 format!(
@@ -344,15 +344,15 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn decode_err(&self, name: &str, e: netcdf_reader::Error) -> SceneError {
-        SceneError::variable(
+    fn decode_err(&self, name: &str, e: netcdf_reader::Error) -> FileError {
+        FileError::variable(
             self.file,
             name,
             format!("cannot be decoded ({e}); the file may be truncated or damaged"),
         )
     }
 
-    fn read_f32(&self, name: &str, n: usize) -> Result<Vec<f32>, SceneError> {
+    fn read_f32(&self, name: &str, n: usize) -> Result<Vec<f32>, FileError> {
         let mut buf = vec![0f32; n];
         self.nc
             .read_variable_into::<f32>(name, &mut buf)
@@ -360,7 +360,7 @@ impl Reader<'_> {
         Ok(buf)
     }
 
-    fn read_f64(&self, name: &str, n: usize) -> Result<Vec<f64>, SceneError> {
+    fn read_f64(&self, name: &str, n: usize) -> Result<Vec<f64>, FileError> {
         let v = self.var(name)?;
         if *v.dtype() == NcType::Float {
             return Ok(self.read_f32(name, n)?.into_iter().map(f64::from).collect());
@@ -374,7 +374,7 @@ impl Reader<'_> {
 
     /// Charts are `NC_UBYTE` in netCDF-4; netCDF-3 has no unsigned byte, so there they are
     /// `NC_BYTE` flagged `_Unsigned = "true"`. Both hold the same bits.
-    fn read_chart(&self, chart: Chart, n: usize) -> Result<Vec<u8>, SceneError> {
+    fn read_chart(&self, chart: Chart, n: usize) -> Result<Vec<u8>, FileError> {
         let name = chart.name();
         let v = self.var(name)?;
         let mut buf = vec![0u8; n];
@@ -396,7 +396,7 @@ impl Reader<'_> {
             bad[*v as usize] += usize::from(!chart.is_valid_value(*v));
         }
         if let Some((value, count)) = bad.iter().enumerate().find(|(_, c)| **c > 0) {
-            return Err(SceneError::variable(
+            return Err(FileError::variable(
                 self.file,
                 name,
                 format!(

@@ -4,14 +4,14 @@ mod common;
 
 use common::*;
 use icelens_core::synth::{generate, SynthSpec};
-use icelens_core::{read_scene, ReadLimits, SceneError};
+use icelens_core::{read_scene, FileError, ReadLimits};
 use rand::{Rng, SeedableRng};
 
-fn read(name: &str, bytes: Vec<u8>) -> Result<icelens_core::Scene, SceneError> {
+fn read(name: &str, bytes: Vec<u8>) -> Result<icelens_core::Scene, FileError> {
     read_scene(name, bytes, &ReadLimits::default())
 }
 
-fn expect_err(name: &str, bytes: Vec<u8>, needle: &str) -> SceneError {
+fn expect_err(name: &str, bytes: Vec<u8>, needle: &str) -> FileError {
     let err = match std::panic::catch_unwind(|| read(name, bytes)) {
         Ok(Ok(_)) => panic!("{name}: read succeeded, expected an error containing {needle:?}"),
         Ok(Err(e)) => e,

@@ -1,0 +1,587 @@
+//! A restricted unpickler: just enough of Python's pickle to read a PyTorch state_dict.
+//!
+//! A pickle is a program; Python's own unpickler will call any global it names, which is why
+//! loading an untrusted `.pt` in Python can run arbitrary code. This machine knows only the
+//! opcodes that plain containers, numbers, strings and tensors need, and only the globals a
+//! state_dict uses (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
+//! `torch._utils._rebuild_parameter` and the `torch.*Storage` classes). Anything else is
+//! refused with its name. All reads are bounds-checked; the memo and stack are capped.
+
+use std::collections::HashMap;
+
+/// Element type of a tensor storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageType {
+    F32,
+    F16,
+    BF16,
+    F64,
+    I64,
+    I32,
+    I16,
+    I8,
+    U8,
+    Bool,
+}
+
+impl StorageType {
+    pub fn size(self) -> usize {
+        match self {
+            StorageType::F64 | StorageType::I64 => 8,
+            StorageType::F32 | StorageType::I32 => 4,
+            StorageType::F16 | StorageType::BF16 | StorageType::I16 => 2,
+            StorageType::I8 | StorageType::U8 | StorageType::Bool => 1,
+        }
+    }
+
+    fn from_class(name: &str) -> Option<StorageType> {
+        Some(match name {
+            "FloatStorage" => StorageType::F32,
+            "HalfStorage" => StorageType::F16,
+            "BFloat16Storage" => StorageType::BF16,
+            "DoubleStorage" => StorageType::F64,
+            "LongStorage" => StorageType::I64,
+            "IntStorage" => StorageType::I32,
+            "ShortStorage" => StorageType::I16,
+            "CharStorage" => StorageType::I8,
+            "ByteStorage" => StorageType::U8,
+            "BoolStorage" => StorageType::Bool,
+            _ => return None,
+        })
+    }
+}
+
+/// A tensor as the pickle describes it: a view into a storage that lives in another member.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorRef {
+    pub storage: String,
+    pub dtype: StorageType,
+    pub storage_len: usize,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub stride: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Global {
+    OrderedDict,
+    RebuildTensor,
+    RebuildParameter,
+    Storage(StorageType),
+}
+
+/// A value of the pickled object graph.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    /// Dicts and OrderedDicts, in insertion order.
+    Dict(Vec<(Value, Value)>),
+    Tensor(TensorRef),
+    #[doc(hidden)]
+    Global(GlobalRef),
+    #[doc(hidden)]
+    Storage {
+        key: String,
+        dtype: StorageType,
+        len: usize,
+    },
+}
+
+/// Opaque handle of an allowed global (kept private in meaning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalRef(Global);
+
+impl Value {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Looks a string key up in a dict.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Dict(items) => items
+                .iter()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
+}
+
+const MAX_STACK: usize = 100_000;
+const MAX_MEMO: usize = 1_000_000;
+const MAX_DIMS: usize = 8;
+
+enum Slot {
+    Mark,
+    V(Value),
+}
+
+/// Runs a pickle and returns the object it builds.
+pub fn unpickle(data: &[u8]) -> Result<Value, String> {
+    let mut m = Machine {
+        data,
+        pos: 0,
+        stack: Vec::new(),
+        memo: HashMap::new(),
+    };
+    m.run()
+}
+
+struct Machine<'a> {
+    data: &'a [u8],
+    pos: usize,
+    stack: Vec<Slot>,
+    memo: HashMap<u32, Value>,
+}
+
+impl Machine<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.data.len())
+            .ok_or_else(|| format!("pickle ends early at byte {}", self.pos))?;
+        let s = &self.data[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn line(&mut self) -> Result<String, String> {
+        let rest = &self.data[self.pos..];
+        let n = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .ok_or("pickle has an unterminated text line")?;
+        let s = String::from_utf8(rest[..n].to_vec()).map_err(|_| "pickle text is not UTF-8")?;
+        self.pos += n + 1;
+        Ok(s)
+    }
+    fn text(&mut self, n: usize) -> Result<String, String> {
+        let b = self.take(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| "pickle string is not UTF-8".to_string())
+    }
+
+    fn push(&mut self, v: Value) -> Result<(), String> {
+        if self.stack.len() >= MAX_STACK {
+            return Err("pickle stack grows beyond any state_dict's needs".into());
+        }
+        self.stack.push(Slot::V(v));
+        Ok(())
+    }
+    fn pop(&mut self) -> Result<Value, String> {
+        match self.stack.pop() {
+            Some(Slot::V(v)) => Ok(v),
+            Some(Slot::Mark) => Err("pickle pops a mark as a value".into()),
+            None => Err("pickle pops from an empty stack".into()),
+        }
+    }
+    fn top(&mut self) -> Result<&mut Value, String> {
+        match self.stack.last_mut() {
+            Some(Slot::V(v)) => Ok(v),
+            _ => Err("pickle expects a value on the stack".into()),
+        }
+    }
+    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
+        let at = self
+            .stack
+            .iter()
+            .rposition(|s| matches!(s, Slot::Mark))
+            .ok_or("pickle has no mark to pop to")?;
+        let items = self.stack.split_off(at + 1);
+        self.stack.pop();
+        Ok(items
+            .into_iter()
+            .map(|s| match s {
+                Slot::V(v) => v,
+                Slot::Mark => Value::None,
+            })
+            .collect())
+    }
+    fn memo_put(&mut self, key: u32) -> Result<(), String> {
+        if self.memo.len() >= MAX_MEMO {
+            return Err("pickle memo grows beyond any state_dict's needs".into());
+        }
+        let v = self.top()?.clone();
+        self.memo.insert(key, v);
+        Ok(())
+    }
+    fn memo_get(&mut self, key: u32) -> Result<(), String> {
+        let v =
+            self.memo.get(&key).cloned().ok_or_else(|| {
+                format!("pickle refers to memo entry {key} that was never stored")
+            })?;
+        self.push(v)
+    }
+
+    fn global(&self, module: &str, name: &str) -> Result<Value, String> {
+        let g = match (module, name) {
+            ("collections", "OrderedDict") => Global::OrderedDict,
+            ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensor,
+            ("torch._utils", "_rebuild_parameter") => Global::RebuildParameter,
+            ("torch", class) => match StorageType::from_class(class) {
+                Some(t) => Global::Storage(t),
+                None => return Err(refused(module, name)),
+            },
+            _ => return Err(refused(module, name)),
+        };
+        Ok(Value::Global(GlobalRef(g)))
+    }
+
+    fn run(&mut self) -> Result<Value, String> {
+        loop {
+            let at = self.pos;
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    // PROTO
+                    let v = self.u8()?;
+                    if v > 5 {
+                        return Err(format!("pickle protocol {v} is newer than any known"));
+                    }
+                }
+                0x95 => {
+                    // FRAME: a length hint only
+                    self.u64()?;
+                }
+                b'.' => return self.pop(),
+                b'(' => {
+                    if self.stack.len() >= MAX_STACK {
+                        return Err("pickle stack grows beyond any state_dict's needs".into());
+                    }
+                    self.stack.push(Slot::Mark)
+                }
+                b'}' => self.push(Value::Dict(vec![]))?,
+                b']' => self.push(Value::List(vec![]))?,
+                b')' => self.push(Value::Tuple(vec![]))?,
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::Tuple(items))?
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.push(Value::List(items))?
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let dict = pairs(items)?;
+                    self.push(Value::Dict(dict))?
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if self.stack.len() < n {
+                        return Err("pickle builds a tuple from too few values".into());
+                    }
+                    let mut items = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        items.push(self.pop()?);
+                    }
+                    items.reverse();
+                    self.push(Value::Tuple(items))?
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    match self.top()? {
+                        Value::List(l) => l.push(v),
+                        _ => return Err("pickle appends to a non-list".into()),
+                    }
+                }
+                b'e' => {
+                    let items = self.pop_mark()?;
+                    match self.top()? {
+                        Value::List(l) => l.extend(items),
+                        _ => return Err("pickle appends to a non-list".into()),
+                    }
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    set_items(self.top()?, vec![(k, v)])?
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    let items = pairs(items)?;
+                    set_items(self.top()?, items)?
+                }
+                b'q' => {
+                    let k = self.u8()? as u32;
+                    self.memo_put(k)?
+                }
+                b'r' => {
+                    let k = self.u32()?;
+                    self.memo_put(k)?
+                }
+                0x94 => {
+                    // MEMOIZE
+                    let k = self.memo.len() as u32;
+                    self.memo_put(k)?
+                }
+                b'h' => {
+                    let k = self.u8()? as u32;
+                    self.memo_get(k)?
+                }
+                b'j' => {
+                    let k = self.u32()?;
+                    self.memo_get(k)?
+                }
+                b'J' => {
+                    let v = self.u32()? as i32 as i64;
+                    self.push(Value::Int(v))?
+                }
+                b'K' => {
+                    let v = self.u8()? as i64;
+                    self.push(Value::Int(v))?
+                }
+                b'M' => {
+                    let v = self.u16()? as i64;
+                    self.push(Value::Int(v))?
+                }
+                0x8a => {
+                    // LONG1
+                    let n = self.u8()? as usize;
+                    let b = self.take(n)?;
+                    if n > 8 {
+                        return Err("pickle integer wider than 64 bits".into());
+                    }
+                    let mut v: i64 = 0;
+                    for (i, x) in b.iter().enumerate() {
+                        v |= (*x as i64) << (8 * i);
+                    }
+                    if n > 0 && n < 8 && b[n - 1] & 0x80 != 0 {
+                        v -= 1i64 << (8 * n);
+                    }
+                    self.push(Value::Int(v))?
+                }
+                b'G' => {
+                    let b = self.take(8)?;
+                    let mut a = [0u8; 8];
+                    a.copy_from_slice(b);
+                    self.push(Value::Float(f64::from_be_bytes(a)))?
+                }
+                0x88 => self.push(Value::Bool(true))?,
+                0x89 => self.push(Value::Bool(false))?,
+                b'N' => self.push(Value::None)?,
+                b'X' => {
+                    let n = self.u32()? as usize;
+                    let s = self.text(n)?;
+                    self.push(Value::Str(s))?
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let s = self.text(n)?;
+                    self.push(Value::Str(s))?
+                }
+                0x8d => {
+                    let n = usize::try_from(self.u64()?).map_err(|_| "string too long")?;
+                    let s = self.text(n)?;
+                    self.push(Value::Str(s))?
+                }
+                b'U' => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?
+                }
+                b'T' => {
+                    let n = self.u32()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?
+                }
+                b'C' => {
+                    let n = self.u8()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?
+                }
+                b'B' => {
+                    let n = self.u32()? as usize;
+                    let b = self.take(n)?.to_vec();
+                    self.push(Value::Bytes(b))?
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    let g = self.global(&module, &name)?;
+                    self.push(g)?
+                }
+                0x93 => {
+                    // STACK_GLOBAL
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Some(m), Some(n)) = (module.as_str(), name.as_str()) else {
+                        return Err("pickle names a global with non-strings".into());
+                    };
+                    let g = self.global(m, n)?;
+                    self.push(g)?
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let f = self.pop()?;
+                    let v = call(f, args)?;
+                    self.push(v)?
+                }
+                b'b' => {
+                    // BUILD: sets attributes (a state_dict's `_metadata`); icelens ignores them.
+                    self.pop()?;
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let v = persistent(pid)?;
+                    self.push(v)?
+                }
+                b'0' => {
+                    self.stack.pop();
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.push(v)?
+                }
+                _ => return Err(format!(
+                    "pickle uses opcode 0x{op:02x} at byte {at}, which a state_dict does not need"
+                )),
+            }
+        }
+    }
+}
+
+fn refused(module: &str, name: &str) -> String {
+    format!(
+        "refers to the Python global `{module}.{name}`; icelens only loads tensors and dicts, never code"
+    )
+}
+
+fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
+    if items.len() % 2 != 0 {
+        return Err("pickle builds a dict from an odd number of values".into());
+    }
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn set_items(target: &mut Value, items: Vec<(Value, Value)>) -> Result<(), String> {
+    match target {
+        Value::Dict(d) => {
+            for (k, v) in items {
+                if let Some(slot) = d.iter_mut().find(|(old, _)| *old == k) {
+                    slot.1 = v;
+                } else {
+                    d.push((k, v));
+                }
+            }
+            Ok(())
+        }
+        _ => Err("pickle sets items on a non-dict".into()),
+    }
+}
+
+fn int(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Int(i) => Ok(*i),
+        _ => Err("expected an integer in a tensor description".into()),
+    }
+}
+
+fn dims(v: &Value) -> Result<Vec<usize>, String> {
+    match v {
+        Value::Tuple(items) | Value::List(items) if items.len() <= MAX_DIMS => items
+            .iter()
+            .map(|x| usize::try_from(int(x)?).map_err(|_| "negative tensor size".to_string()))
+            .collect(),
+        _ => Err("expected a size tuple in a tensor description".into()),
+    }
+}
+
+/// `BINPERSID`: `('storage', StorageClass, key, location, numel)`.
+fn persistent(pid: Value) -> Result<Value, String> {
+    let Value::Tuple(items) = pid else {
+        return Err("persistent id is not a tuple".into());
+    };
+    match items.as_slice() {
+        [Value::Str(tag), Value::Global(GlobalRef(Global::Storage(dtype))), key, _location, numel]
+            if tag == "storage" =>
+        {
+            let key = match key {
+                Value::Str(s) => s.clone(),
+                Value::Int(i) => i.to_string(),
+                _ => return Err("storage key is not a string".into()),
+            };
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("storage key `{key}` is not a plain name"));
+            }
+            let len = usize::try_from(int(numel)?).map_err(|_| "negative storage size")?;
+            Ok(Value::Storage {
+                key,
+                dtype: *dtype,
+                len,
+            })
+        }
+        _ => Err("persistent id is not a tensor storage".into()),
+    }
+}
+
+fn call(f: Value, args: Value) -> Result<Value, String> {
+    let Value::Global(GlobalRef(g)) = f else {
+        return Err("pickle calls something that is not an allowed global".into());
+    };
+    let Value::Tuple(args) = args else {
+        return Err("pickle calls with arguments that are not a tuple".into());
+    };
+    match g {
+        Global::OrderedDict => Ok(Value::Dict(vec![])),
+        Global::RebuildTensor => {
+            // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+            let [Value::Storage { key, dtype, len }, offset, size, stride, ..] = args.as_slice()
+            else {
+                return Err("_rebuild_tensor_v2 without a storage".into());
+            };
+            let t = TensorRef {
+                storage: key.clone(),
+                dtype: *dtype,
+                storage_len: *len,
+                offset: usize::try_from(int(offset)?).map_err(|_| "negative offset")?,
+                shape: dims(size)?,
+                stride: dims(stride)?,
+            };
+            if t.shape.len() != t.stride.len() {
+                return Err("tensor size and stride differ in length".into());
+            }
+            Ok(Value::Tensor(t))
+        }
+        Global::RebuildParameter => match args.into_iter().next() {
+            Some(t @ Value::Tensor(_)) => Ok(t),
+            _ => Err("_rebuild_parameter without a tensor".into()),
+        },
+        Global::Storage(_) => Err("pickle calls a storage class".into()),
+    }
+}

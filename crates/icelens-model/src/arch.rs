@@ -1,0 +1,182 @@
+//! The U-Net's shape, read from the names and shapes of a state_dict (spec §d.4).
+
+use serde::Serialize;
+
+use icelens_core::checkpoint::StateDict;
+use icelens_core::Chart;
+
+/// How the SIC head answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SicHead {
+    /// 12 logits: classes 0…10 and the never-targeted mask channel.
+    Classification,
+    /// One value: the class index as a float (the fork's `loss_sic = 'regression'`).
+    Regression,
+}
+
+/// Everything needed to build the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Architecture {
+    /// `unet_conv_filters`: one entry per level.
+    pub filters: Vec<usize>,
+    pub in_channels: usize,
+    /// Outputs of the SIC, SOD and FLOE heads.
+    pub head_outputs: [usize; 3],
+    pub sic: SicHead,
+}
+
+impl Architecture {
+    pub fn levels(&self) -> usize {
+        self.filters.len()
+    }
+
+    /// Every tensor the network needs, with its shape, in a stable order.
+    pub fn expected(&self) -> Vec<(String, Vec<usize>)> {
+        let f = &self.filters;
+        let l = f.len();
+        let mut out = Vec::new();
+        let mut double = |p: String, cin: usize, cout: usize| {
+            out.push((format!("{p}.0.weight"), vec![cout, cin, 3, 3]));
+            for bn in ["1", "4"] {
+                for t in ["weight", "bias", "running_mean", "running_var"] {
+                    out.push((format!("{p}.{bn}.{t}"), vec![cout]));
+                }
+            }
+            out.push((format!("{p}.3.weight"), vec![cout, cout, 3, 3]));
+        };
+        double("input_block.double_conv".into(), self.in_channels, f[0]);
+        for i in 1..l {
+            double(
+                format!("contract_blocks.{}.double_conv.double_conv", i - 1),
+                f[i - 1],
+                f[i],
+            );
+        }
+        double("bridge.double_conv.double_conv".into(), f[l - 1], f[l - 1]);
+        for (k, (cin, cout)) in self.expand_channels().into_iter().enumerate() {
+            double(
+                format!("expand_blocks.{k}.double_conv.double_conv"),
+                cin,
+                cout,
+            );
+        }
+        for (chart, n) in Chart::ALL.iter().zip(self.head_outputs) {
+            let p = head_prefix(*chart);
+            out.push((format!("{p}.weight"), vec![n, f[0], 1, 1]));
+            out.push((format!("{p}.bias"), vec![n]));
+        }
+        out
+    }
+
+    /// (input channels, output channels) of each expanding block's DoubleConv.
+    pub fn expand_channels(&self) -> Vec<(usize, usize)> {
+        let f = &self.filters;
+        let l = f.len();
+        let mut v = vec![(2 * f[l - 1], f[l - 1])];
+        for k in 1..l {
+            v.push((f[l - k] + f[l - k - 1], f[l - k - 1]));
+        }
+        v
+    }
+
+    /// Trainable parameters (convolutions, BatchNorm affine, heads), as PyTorch counts them.
+    pub fn parameter_count(&self) -> usize {
+        self.expected()
+            .iter()
+            .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    /// Reads the architecture from a state_dict and checks that every tensor is there with the
+    /// right shape; the error lists what is missing or wrong.
+    pub fn infer(sd: &StateDict) -> Result<Architecture, String> {
+        let shape = |k: &str| sd.tensors.get(k).map(|t| t.shape.clone());
+        let first = shape("input_block.double_conv.0.weight")
+            .ok_or("has no `input_block.double_conv.0.weight`: not a challenge U-Net state_dict")?;
+        if first.len() != 4 {
+            return Err(
+                "`input_block.double_conv.0.weight` is not a 4-D convolution weight".into(),
+            );
+        }
+        let mut filters = vec![first[0]];
+        while let Some(s) = shape(&format!(
+            "contract_blocks.{}.double_conv.double_conv.0.weight",
+            filters.len() - 1
+        )) {
+            filters.push(*s.first().unwrap_or(&0));
+            if filters.len() > 12 {
+                return Err("has more than 12 levels".into());
+            }
+        }
+        let head = |c: Chart| {
+            shape(&format!("{}.weight", head_prefix(c)))
+                .and_then(|s| s.first().copied())
+                .ok_or_else(|| format!("has no {} head (`{}.weight`)", c, head_prefix(c)))
+        };
+        let head_outputs = [head(Chart::SIC)?, head(Chart::SOD)?, head(Chart::FLOE)?];
+        let sic = if head_outputs[0] == 1 {
+            SicHead::Regression
+        } else {
+            SicHead::Classification
+        };
+        let arch = Architecture {
+            filters,
+            in_channels: first[1],
+            head_outputs,
+            sic,
+        };
+        if arch.in_channels != icelens_core::input::N_INPUT {
+            return Err(format!(
+                "takes {} input channels; the challenge's scenes give 24",
+                arch.in_channels
+            ));
+        }
+        let mut problems = Vec::new();
+        for (name, want) in arch.expected() {
+            match shape(&name) {
+                None => problems.push(format!("`{name}` is missing")),
+                Some(got) if got != want => {
+                    problems.push(format!("`{name}` has shape {got:?}, expected {want:?}"))
+                }
+                _ => {}
+            }
+        }
+        for (i, chart) in Chart::ALL.iter().enumerate().skip(1) {
+            if arch.head_outputs[i] < chart.n_classes() {
+                problems.push(format!(
+                    "the {chart} head has {} outputs, fewer than its {} classes",
+                    arch.head_outputs[i],
+                    chart.n_classes()
+                ));
+            }
+        }
+        if arch.sic == SicHead::Classification && arch.head_outputs[0] < Chart::SIC.n_classes() {
+            problems.push(format!(
+                "the SIC head has {} outputs: neither 1 (regression) nor at least 11 classes",
+                arch.head_outputs[0]
+            ));
+        }
+        if problems.is_empty() {
+            Ok(arch)
+        } else {
+            let n = problems.len();
+            let shown: Vec<String> = problems.into_iter().take(8).collect();
+            Err(format!(
+                "does not fit a U-Net with filters {:?}: {}{}",
+                arch.filters,
+                shown.join("; "),
+                if n > 8 {
+                    format!("; and {} more", n - 8)
+                } else {
+                    String::new()
+                }
+            ))
+        }
+    }
+}
+
+pub fn head_prefix(chart: Chart) -> String {
+    format!("{}_feature_map.feature_out", chart.name().to_lowercase())
+}

@@ -1,0 +1,360 @@
+//! The U-Net's building blocks on the CPU, float32, one image at a time (CHW layout).
+//!
+//! PyTorch semantics are followed to the letter (spec §d.1): zero padding, floor-mode max
+//! pooling, bilinear ×2 upsampling with `align_corners=True` computed in float32 as PyTorch's
+//! CPU kernel does, zero padding of the upsampled map at the bottom/right, and [deep, skip]
+//! concatenation order.
+
+/// A feature map: `c` channels of `h x w`, channel-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
+}
+
+impl Feature {
+    pub fn zeros(c: usize, h: usize, w: usize) -> Self {
+        Self {
+            c,
+            h,
+            w,
+            data: vec![0.0; c * h * w],
+        }
+    }
+
+    pub fn plane(&self, c: usize) -> &[f32] {
+        &self.data[c * self.h * self.w..(c + 1) * self.h * self.w]
+    }
+}
+
+/// A 3x3 convolution (no bias) followed by eval-mode BatchNorm, folded together:
+/// `y = conv(x, w * scale) + shift` with `scale = gamma / sqrt(var + eps)` and
+/// `shift = beta - mean * scale`. Weights are `[out, in * 9]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvBn {
+    pub cin: usize,
+    pub cout: usize,
+    pub weight: Vec<f32>,
+    pub shift: Vec<f32>,
+}
+
+pub const BN_EPS: f32 = 1e-5;
+
+impl ConvBn {
+    pub fn fold(
+        cin: usize,
+        cout: usize,
+        weight: &[f32],
+        gamma: &[f32],
+        beta: &[f32],
+        mean: &[f32],
+        var: &[f32],
+    ) -> Self {
+        let k = cin * 9;
+        let mut w = weight.to_vec();
+        let mut shift = vec![0f32; cout];
+        for o in 0..cout {
+            let scale = gamma[o] / (var[o] + BN_EPS).sqrt();
+            for v in &mut w[o * k..(o + 1) * k] {
+                *v *= scale;
+            }
+            shift[o] = beta[o] - mean[o] * scale;
+        }
+        Self {
+            cin,
+            cout,
+            weight: w,
+            shift,
+        }
+    }
+
+    /// Convolution, BatchNorm and ReLU.
+    pub fn forward_relu(&self, x: &Feature) -> Feature {
+        let mut y = conv3x3(x, self.cout, &self.weight);
+        let plane = y.h * y.w;
+        for (o, chunk) in y.data.chunks_mut(plane).enumerate() {
+            let s = self.shift[o];
+            for v in chunk {
+                *v = (*v + s).max(0.0);
+            }
+        }
+        y
+    }
+}
+
+fn parallelism() -> gemm::Parallelism {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        gemm::Parallelism::Rayon(0)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        gemm::Parallelism::None
+    }
+}
+
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major with the given row strides.
+fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: &[f32], rhs: &[f32]) {
+    assert!(lhs.len() >= m * k && rhs.len() >= k * n);
+    assert!(m == 0 || dst.len() >= (m - 1) * dst_rs + n);
+    // SAFETY: the asserts above bound every element gemm touches: dst rows are `dst_rs` apart
+    // with `n` contiguous elements each, lhs is m x k and rhs is k x n, all densely packed.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            false,
+            lhs.as_ptr(),
+            1,
+            k as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        );
+    }
+}
+
+/// Elements of the im2col buffer per band; bounds memory to ~16 MB whatever the image size.
+const BAND_ELEMENTS: usize = 4 << 20;
+
+/// 3x3 convolution, stride 1, zero padding 1, no bias: im2col over bands of rows + GEMM.
+pub fn conv3x3(x: &Feature, cout: usize, weight: &[f32]) -> Feature {
+    let (c, h, w) = (x.c, x.h, x.w);
+    let k = c * 9;
+    assert_eq!(weight.len(), cout * k);
+    let mut out = Feature::zeros(cout, h, w);
+    if h == 0 || w == 0 {
+        return out;
+    }
+    let rows = (BAND_ELEMENTS / (k * w)).clamp(1, h);
+    let mut col = vec![0f32; k * rows * w];
+    let mut r0 = 0;
+    while r0 < h {
+        let rb = rows.min(h - r0);
+        let n = rb * w;
+        for ci in 0..c {
+            let src = x.plane(ci);
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let row = (ci * 9 + ky * 3 + kx) * n;
+                    let dst = &mut col[row..row + n];
+                    for (r, d) in dst.chunks_exact_mut(w).enumerate() {
+                        let sy = (r0 + r + ky) as isize - 1;
+                        if sy < 0 || sy >= h as isize {
+                            d.fill(0.0);
+                            continue;
+                        }
+                        let s = &src[sy as usize * w..(sy as usize + 1) * w];
+                        match kx {
+                            0 => {
+                                d[0] = 0.0;
+                                d[1..].copy_from_slice(&s[..w - 1]);
+                            }
+                            1 => d.copy_from_slice(s),
+                            _ => {
+                                d[..w - 1].copy_from_slice(&s[1..]);
+                                d[w - 1] = 0.0;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let plane = h * w;
+        matmul(
+            cout,
+            n,
+            k,
+            &mut out.data[r0 * w..],
+            plane,
+            weight,
+            &col[..k * n],
+        );
+        r0 += rb;
+    }
+    out
+}
+
+/// 1x1 convolution with bias: the output heads.
+pub fn conv1x1(x: &Feature, cout: usize, weight: &[f32], bias: &[f32]) -> Feature {
+    let plane = x.h * x.w;
+    let mut out = Feature::zeros(cout, x.h, x.w);
+    if plane > 0 {
+        matmul(cout, plane, x.c, &mut out.data, plane, weight, &x.data);
+    }
+    for (o, chunk) in out.data.chunks_mut(plane.max(1)).enumerate().take(cout) {
+        for v in chunk {
+            *v += bias[o];
+        }
+    }
+    out
+}
+
+/// 2x2 max pooling, stride 2, floor mode.
+pub fn maxpool2(x: &Feature) -> Feature {
+    let (h, w) = (x.h / 2, x.w / 2);
+    let mut out = Feature::zeros(x.c, h, w);
+    for c in 0..x.c {
+        let src = x.plane(c);
+        let dst = &mut out.data[c * h * w..(c + 1) * h * w];
+        for y in 0..h {
+            let a = &src[2 * y * x.w..];
+            let b = &src[(2 * y + 1) * x.w..];
+            for xx in 0..w {
+                dst[y * w + xx] = a[2 * xx]
+                    .max(a[2 * xx + 1])
+                    .max(b[2 * xx])
+                    .max(b[2 * xx + 1]);
+            }
+        }
+    }
+    out
+}
+
+/// Source positions of PyTorch's bilinear `align_corners=True` resize of one axis.
+fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
+    let scale = if output > 1 {
+        (input as f32 - 1.0) / (output as f32 - 1.0)
+    } else {
+        0.0
+    };
+    (0..output)
+        .map(|d| {
+            let real = scale * d as f32;
+            let i0 = (real as usize).min(input - 1);
+            let i1 = if i0 < input - 1 { i0 + 1 } else { i0 };
+            let l1 = real - i0 as f32;
+            (i0, i1, 1.0 - l1, l1)
+        })
+        .collect()
+}
+
+/// Upsamples `deep` ×2 (bilinear, align_corners=True), zero-pads it at the bottom/right to the
+/// skip's size, and concatenates `[upsampled deep, skip]` along channels.
+pub fn up_concat(deep: &Feature, skip: &Feature) -> Feature {
+    let (uh, uw) = (deep.h * 2, deep.w * 2);
+    let (h, w) = (skip.h, skip.w);
+    let mut out = Feature::zeros(deep.c + skip.c, h, w);
+    // Pads are non-negative in a U-Net (max-pool floors, so 2 * deep <= skip); top/left get
+    // pad // 2, which is 0 for the 1-pixel deficits that occur.
+    let (top, left) = ((h.saturating_sub(uh)) / 2, (w.saturating_sub(uw)) / 2);
+    if deep.h > 0 && deep.w > 0 {
+        let ty = bilinear_taps(deep.h, uh);
+        let tx = bilinear_taps(deep.w, uw);
+        for c in 0..deep.c {
+            let src = deep.plane(c);
+            let dst = &mut out.data[c * h * w..(c + 1) * h * w];
+            for (y, (y0, y1, wy0, wy1)) in ty.iter().enumerate() {
+                let yy = y + top;
+                if yy >= h {
+                    break;
+                }
+                let r0 = &src[y0 * deep.w..(y0 + 1) * deep.w];
+                let r1 = &src[y1 * deep.w..(y1 + 1) * deep.w];
+                for (x, (x0, x1, wx0, wx1)) in tx.iter().enumerate() {
+                    let xx = x + left;
+                    if xx >= w {
+                        break;
+                    }
+                    let top_v = wx0 * r0[*x0] + wx1 * r0[*x1];
+                    let bot_v = wx0 * r1[*x0] + wx1 * r1[*x1];
+                    dst[yy * w + xx] = wy0 * top_v + wy1 * bot_v;
+                }
+            }
+        }
+    }
+    out.data[deep.c * h * w..].copy_from_slice(&skip.data);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_conv(x: &Feature, cout: usize, w: &[f32]) -> Feature {
+        let mut out = Feature::zeros(cout, x.h, x.w);
+        for o in 0..cout {
+            for y in 0..x.h as isize {
+                for xx in 0..x.w as isize {
+                    let mut s = 0.0;
+                    for c in 0..x.c {
+                        for ky in 0..3isize {
+                            for kx in 0..3isize {
+                                let (sy, sx) = (y + ky - 1, xx + kx - 1);
+                                if sy >= 0 && sx >= 0 && sy < x.h as isize && sx < x.w as isize {
+                                    s += w[((o * x.c + c) * 3 + ky as usize) * 3 + kx as usize]
+                                        * x.data[(c * x.h + sy as usize) * x.w + sx as usize];
+                                }
+                            }
+                        }
+                    }
+                    out.data[(o * x.h + y as usize) * x.w + xx as usize] = s;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn conv_matches_a_naive_convolution() {
+        let (c, h, w, o) = (3, 7, 5, 4);
+        let x = Feature {
+            c,
+            h,
+            w,
+            data: (0..c * h * w)
+                .map(|i| ((i * 37 % 11) as f32) - 5.0)
+                .collect(),
+        };
+        let wt: Vec<f32> = (0..o * c * 9)
+            .map(|i| ((i * 13 % 7) as f32) * 0.25 - 0.7)
+            .collect();
+        let a = conv3x3(&x, o, &wt);
+        let b = naive_conv(&x, o, &wt);
+        for (p, q) in a.data.iter().zip(&b.data) {
+            assert!((p - q).abs() < 1e-4, "{p} vs {q}");
+        }
+    }
+
+    #[test]
+    fn upsampling_follows_align_corners() {
+        // 2 -> 4 with align_corners: positions 0, 1/3, 2/3, 1.
+        let deep = Feature {
+            c: 1,
+            h: 1,
+            w: 2,
+            data: vec![0.0, 3.0],
+        };
+        let skip = Feature::zeros(1, 3, 5);
+        let out = up_concat(&deep, &skip);
+        assert_eq!((out.c, out.h, out.w), (2, 3, 5));
+        let row0: Vec<f32> = out.data[0..5].to_vec();
+        assert!((row0[1] - 1.0).abs() < 1e-6 && (row0[2] - 2.0).abs() < 1e-6);
+        assert_eq!(row0[4], 0.0, "padded column");
+        assert_eq!(&out.data[10..15], &[0.0; 5], "padded row");
+    }
+
+    #[test]
+    fn pooling_floors_odd_sizes() {
+        let x = Feature {
+            c: 1,
+            h: 3,
+            w: 3,
+            data: (0..9).map(|v| v as f32).collect(),
+        };
+        let p = maxpool2(&x);
+        assert_eq!((p.h, p.w, p.data[0]), (1, 1, 4.0));
+    }
+}

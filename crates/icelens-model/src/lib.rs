@@ -1,0 +1,17 @@
+//! The AI4Arctic challenge U-Net (spec §d) for icelens.
+//!
+//! - [`Architecture::infer`] reads levels, filters and heads from a state_dict's names and
+//!   shapes, so a checkpoint is all a user needs to bring.
+//! - [`UNet`] holds the weights; [`UNet::forward`] is an exact float32 CPU implementation
+//!   (im2col + SIMD GEMM, BatchNorm in eval mode folded into the convolutions).
+//! - [`infer_scene`] runs a whole scene, whole or in tiles with a halo, with progress and
+//!   cancellation, into per-chart class maps and confidences.
+
+pub mod arch;
+pub mod cpu;
+pub mod infer;
+pub mod unet;
+
+pub use arch::{Architecture, SicHead};
+pub use infer::{infer_scene, InferOptions, Prediction};
+pub use unet::{Outputs, UNet};
