@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod error;
 pub mod input;
 pub mod meta;
+pub mod metrics;
 pub mod nc3;
 pub mod npy;
 pub mod read;
