@@ -79,9 +79,9 @@ mib = 1024 * 1024
 print()
 print(f"scene: {int(pixels):,} pixels, file {file_bytes / mib:.0f} MiB, decoded arrays "
       f"{arrays / mib:.0f} MiB (4 x float32 + 3 x uint8 per pixel); {runs} runs each")
-print(f"{'reader':<34}{'min s':>8}{'median s':>10}{'peak RSS MiB':>14}{'RSS/arrays':>12}")
-print(f"{'icelens read_scene (Rust)':<34}{rs_min:>8.2f}{rs_med:>10.2f}{rs_rss / mib:>14.0f}{rs_rss / arrays:>12.2f}")
-print(f"{'netCDF4-python (' + libs.replace('netcdf=', 'libnetcdf ').replace(' hdf5=', ', HDF5 ') + ')':<34}"
+print(f"{'reader':<46}{'min s':>8}{'median s':>10}{'peak RSS MiB':>14}{'RSS/arrays':>12}")
+print(f"{'icelens read_scene (Rust)':<46}{rs_min:>8.2f}{rs_med:>10.2f}{rs_rss / mib:>14.0f}{rs_rss / arrays:>12.2f}")
+print(f"{'netCDF4-python (' + libs.replace('netcdf=', 'libnetcdf ').replace(' hdf5=', ', HDF5 ') + ')':<46}"
       f"{py_min:>8.2f}{py_med:>10.2f}{py_rss / mib:>14.0f}{py_rss / arrays:>12.2f}")
 print(f"ratio Rust / C: time {rs_min / py_min:.2f} (min), {rs_med / py_med:.2f} (median); "
       f"peak RSS {rs_rss / py_rss:.2f}")

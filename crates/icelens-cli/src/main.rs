@@ -12,6 +12,7 @@ use icelens_core::stats::SceneSummary;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, ReadLimits, Scene};
 
+mod model_cmds;
 mod report;
 
 #[derive(Parser)]
@@ -44,6 +45,38 @@ enum Command {
         #[arg(long)]
         window: Option<String>,
     },
+    /// Raw head outputs of a model for a `[1, 24, H, W]` .npy input: out_SIC/SOD/FLOE.npy.
+    Forward {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Predict scenes and write the challenge's upload package (and PNGs).
+    Predict {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(required = true)]
+        scenes: Vec<PathBuf>,
+        /// The upload package to write (netCDF, one uint8 variable per scene and chart).
+        #[arg(long)]
+        upload: PathBuf,
+        /// Also write one PNG per scene with the three charts in the challenge colours.
+        #[arg(long)]
+        png: Option<PathBuf>,
+    },
+    /// Score a model on labelled scenes exactly as the challenge does: per scene and pooled.
+    Evaluate {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(required = true)]
+        scenes: Vec<PathBuf>,
+        /// Print {"pooled": {...}, "scenes": [...]} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Generate a synthetic scene with the ready-to-train layout (netCDF-3).
     Synth {
         /// Output file or folder (the file is then named like a ready-to-train scene).
@@ -70,6 +103,18 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect { scenes, json } => inspect(&scenes, json),
         Command::Input { scene, out, window } => input(&scene, &out, window.as_deref()),
+        Command::Forward { model, input, out } => model_cmds::forward(&model, &input, &out),
+        Command::Predict {
+            model,
+            scenes,
+            upload,
+            png,
+        } => model_cmds::predict(&model, &scenes, &upload, png.as_deref()),
+        Command::Evaluate {
+            model,
+            scenes,
+            json,
+        } => model_cmds::evaluate(&model, &scenes, json),
         Command::Synth {
             out,
             size,

@@ -24,6 +24,7 @@ pub mod render;
 pub mod scene;
 pub mod stats;
 pub mod synth;
+pub mod upload;
 
 pub use chart::Chart;
 pub use error::FileError;

@@ -119,11 +119,7 @@ impl Confusion {
         if support == 0 {
             return 0.0;
         }
-        classes
-            .iter()
-            .map(|c| c.f1 * c.support as f64)
-            .sum::<f64>()
-            / support as f64
+        classes.iter().map(|c| c.f1 * c.support as f64).sum::<f64>() / support as f64
     }
 
     /// The chart's challenge metric (R² for SIC, weighted F1 otherwise), not yet scaled.

@@ -30,7 +30,11 @@ fn scores_equal_the_reference_per_scene_and_pooled() {
         let s = Scores::from_confusions(&conf);
         let want = &json["scenes"][name]["scores_this_scene"];
         for chart in Chart::ALL {
-            assert_eq!(s.get(chart), want[chart.name()].as_f64().unwrap(), "{name} {chart}");
+            assert_eq!(
+                s.get(chart),
+                want[chart.name()].as_f64().unwrap(),
+                "{name} {chart}"
+            );
         }
         assert_eq!(s.combined, want["combined"].as_f64().unwrap(), "{name}");
         for (p, c) in pooled.iter_mut().zip(&conf) {

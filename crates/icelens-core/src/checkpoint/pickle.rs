@@ -463,9 +463,11 @@ impl Machine<'_> {
                     let v = self.top()?.clone();
                     self.push(v)?
                 }
-                _ => return Err(format!(
+                _ => {
+                    return Err(format!(
                     "pickle uses opcode 0x{op:02x} at byte {at}, which a state_dict does not need"
-                )),
+                ))
+                }
             }
         }
     }

@@ -1,0 +1,237 @@
+//! `forward`, `predict` and `evaluate`: the commands that run a model.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use icelens_core::checkpoint::load_state_dict;
+use icelens_core::metrics::{confusions, Confusion, Scores};
+use icelens_core::render::chart_rgba;
+use icelens_core::upload::{write_upload, UploadScene};
+use icelens_core::{npy, Chart, Scene};
+use icelens_model::cpu::Feature;
+use icelens_model::{infer_scene, InferOptions, Prediction, UNet};
+use serde::Serialize;
+
+use crate::load;
+
+/// Reads a checkpoint (.pt or safetensors) and builds the network.
+pub fn load_model(path: &Path) -> Result<UNet, String> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+    let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
+    UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))
+}
+
+pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
+    let net = load_model(model)?;
+    let name = input.display();
+    let bytes = std::fs::read(input).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+    let arr = npy::read(&bytes).map_err(|e| format!("{name}: {e}"))?;
+    let [1, c, h, w] = arr.shape[..] else {
+        return Err(format!("{name}: shape {:?} is not [1, C, H, W]", arr.shape));
+    };
+    if c != net.arch.in_channels {
+        return Err(format!(
+            "{name}: has {c} channels, the model takes {}",
+            net.arch.in_channels
+        ));
+    }
+    let data = arr.to_f32().map_err(|e| format!("{name}: {e}"))?;
+    let outputs = net.forward(&Feature { c, h, w, data });
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for chart in Chart::ALL {
+        let f = outputs.get(chart);
+        let path = out.join(format!("out_{}.npy", chart.name()));
+        std::fs::write(&path, npy::write_f32(&[1, f.c, f.h, f.w], &f.data))
+            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs the model over a scene, showing tile progress on a terminal.
+fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Prediction, String> {
+    let tty = std::io::stderr().is_terminal();
+    let label = format!("[{}/{}] {}", index + 1, count, scene.meta.scene);
+    let started = std::time::Instant::now();
+    let pred = infer_scene(net, scene, &InferOptions::default(), &mut |done, total| {
+        if tty {
+            eprint!("\r{label}: tile {done}/{total}");
+        }
+        true
+    })?;
+    if tty {
+        eprint!("\r");
+    }
+    eprintln!(
+        "{label}: {} x {} px in {:.1} s",
+        scene.lines,
+        scene.samples,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(pred)
+}
+
+pub fn predict(
+    model: &Path,
+    scenes: &[PathBuf],
+    upload: &Path,
+    png_dir: Option<&Path>,
+) -> Result<(), String> {
+    let net = load_model(model)?;
+    let mut done: Vec<(Scene, Prediction)> = Vec::new();
+    let mut failed = 0;
+    for (i, path) in scenes.iter().enumerate() {
+        let result = load(path).and_then(|scene| {
+            let pred = run(&net, &scene, i, scenes.len())?;
+            Ok((scene, pred))
+        });
+        match result {
+            Ok(pair) => {
+                if let Some(dir) = png_dir {
+                    write_png(dir, &pair.0, &pair.1)?;
+                }
+                done.push(pair);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    let entries: Vec<UploadScene<'_>> = done
+        .iter()
+        .map(|(s, p)| UploadScene {
+            scene: &s.meta.scene,
+            lines: s.lines,
+            samples: s.samples,
+            charts: [
+                p.chart(Chart::SIC),
+                p.chart(Chart::SOD),
+                p.chart(Chart::FLOE),
+            ],
+        })
+        .collect();
+    let name = upload.display().to_string();
+    let bytes = write_upload(&name, &entries)?;
+    std::fs::write(upload, bytes).map_err(|e| format!("{name}: cannot be written ({e})"))?;
+    eprintln!("wrote {name} ({} scenes)", entries.len());
+    if failed > 0 {
+        return Err(String::new());
+    }
+    Ok(())
+}
+
+/// Three panels (SIC, SOD, FLOE) in the challenge colours; no-data pixels white.
+fn write_png(dir: &Path, scene: &Scene, pred: &Prediction) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (h, w, gap) = (scene.lines, scene.samples, 8);
+    let width = 3 * w + 2 * gap;
+    let mut rgba = vec![255u8; width * h * 4];
+    for (k, chart) in Chart::ALL.iter().enumerate() {
+        let layer = chart_rgba(pred.chart(*chart), *chart, 255);
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                if !scene.is_valid(i) || layer[i * 4 + 3] == 0 {
+                    continue;
+                }
+                let o = (y * width + k * (w + gap) + x) * 4;
+                rgba[o..o + 4].copy_from_slice(&layer[i * 4..i * 4 + 4]);
+            }
+        }
+    }
+    let path = dir.join(format!("{}.png", scene.meta.scene));
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width as u32, h as u32);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .and_then(|mut wr| wr.write_image_data(&rgba))
+        .map_err(|e| format!("{}: cannot be written ({e})", path.display()))
+}
+
+#[derive(Serialize)]
+struct SceneScores {
+    scene: String,
+    #[serde(flatten)]
+    scores: Scores,
+}
+
+#[derive(Serialize)]
+struct Evaluation {
+    pooled: Option<Scores>,
+    scenes: Vec<SceneScores>,
+}
+
+pub fn evaluate(model: &Path, scenes: &[PathBuf], json: bool) -> Result<(), String> {
+    let net = load_model(model)?;
+    let mut pooled: [Confusion; 3] = Default::default();
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for (i, path) in scenes.iter().enumerate() {
+        let result = load(path).and_then(|scene| {
+            let charts = scene.charts.as_ref().ok_or_else(|| {
+                format!(
+                    "{}: has no ice charts (a test-set scene) and cannot be scored",
+                    scene.file
+                )
+            })?;
+            let pred = run(&net, &scene, i, scenes.len())?;
+            let conf = confusions(
+                charts,
+                [
+                    pred.chart(Chart::SIC),
+                    pred.chart(Chart::SOD),
+                    pred.chart(Chart::FLOE),
+                ],
+            );
+            Ok((scene.meta.scene.clone(), conf))
+        });
+        match result {
+            Ok((scene, conf)) => {
+                for (p, c) in pooled.iter_mut().zip(&conf) {
+                    p.merge(c);
+                }
+                rows.push(SceneScores {
+                    scene,
+                    scores: Scores::from_confusions(&conf),
+                });
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    let report = Evaluation {
+        pooled: (!rows.is_empty()).then(|| Scores::from_confusions(&pooled)),
+        scenes: rows,
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{:<24} {:>9} {:>9} {:>9} {:>9}",
+            "scene", "SIC R²", "SOD F1", "FLOE F1", "combined"
+        );
+        let line = |name: &str, s: &Scores| {
+            println!(
+                "{:<24} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                name, s.SIC, s.SOD, s.FLOE, s.combined
+            )
+        };
+        for r in &report.scenes {
+            line(&r.scene, &r.scores);
+        }
+        if let Some(p) = &report.pooled {
+            line("pooled", p);
+        }
+    }
+    if failed > 0 {
+        return Err(String::new());
+    }
+    Ok(())
+}
