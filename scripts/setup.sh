@@ -49,6 +49,10 @@ if ! command -v chromium >/dev/null; then
   say "installing Chromium (headless browser tests)"
   apt_install chromium
 fi
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  say "installing Mesa's software Vulkan driver (the wgpu backend's tests on machines without a GPU)"
+  apt_install mesa-vulkan-drivers libvulkan1
+fi
 if ! command -v node >/dev/null; then
   say "installing Node.js"
   apt_install nodejs npm

@@ -5,6 +5,11 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# wgpu's Vulkan loader wants a runtime directory; headless machines often have none.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+  export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/icelens-runtime-$(id -u)"
+  mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+fi
 step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*" >&2; }
 
 step "cargo fmt --check"

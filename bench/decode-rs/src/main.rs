@@ -20,8 +20,12 @@ fn vm_hwm_bytes() -> u64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: icelens-bench-decode FILE [RUNS]");
-    let runs: usize = args.next().map_or(3, |r| r.parse().expect("RUNS must be a number"));
+    let path = args
+        .next()
+        .expect("usage: icelens-bench-decode FILE [RUNS]");
+    let runs: usize = args
+        .next()
+        .map_or(3, |r| r.parse().expect("RUNS must be a number"));
     let name = std::path::Path::new(&path)
         .file_name()
         .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
@@ -39,7 +43,10 @@ fn main() {
         let t2 = Instant::now();
         let px = scene.lines * scene.samples;
         decoded_bytes = scene.sar.iter().map(|v| v.len() * 4).sum::<usize>()
-            + scene.charts.as_ref().map_or(0, |c| c.iter().map(Vec::len).sum())
+            + scene
+                .charts
+                .as_ref()
+                .map_or(0, |c| c.iter().map(Vec::len).sum())
             + scene.coarse.iter().map(|v| v.len() * 4).sum::<usize>();
         assert_eq!(scene.sar[0].len(), px);
         // Touch the result so that nothing can be optimised away.

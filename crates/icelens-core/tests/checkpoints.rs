@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 
 fn zip_with(members: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, bytes) in members {
         w.start_file(*name, opts).unwrap();
         w.write_all(bytes).unwrap();
@@ -31,7 +31,10 @@ fn marinara_loads_with_every_tensor_of_the_manifest() {
         serde_json::from_slice(&reference_bytes("manifest.json")).unwrap();
     let text = manifest.to_string();
     for (name, t) in &sd.tensors {
-        assert!(text.contains(&format!("\"{name}\"")), "{name} not in manifest");
+        assert!(
+            text.contains(&format!("\"{name}\"")),
+            "{name} not in manifest"
+        );
         assert_eq!(t.data.len(), t.shape.iter().product::<usize>());
         assert!(t.data.iter().all(|v| v.is_finite()), "{name}");
     }
@@ -70,10 +73,18 @@ fn foreign_globals_are_refused_by_name() {
     let pkl: &[u8] = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.";
     expect_err("evil.pt", &zip_with(&[("a/data.pkl", pkl)]), "`os.system`");
     let pkl: &[u8] = b"\x80\x02cbuiltins\neval\nq\x00.";
-    expect_err("evil2.pt", &zip_with(&[("a/data.pkl", pkl)]), "`builtins.eval`");
+    expect_err(
+        "evil2.pt",
+        &zip_with(&[("a/data.pkl", pkl)]),
+        "`builtins.eval`",
+    );
     // STACK_GLOBAL form (protocol 4).
     let pkl: &[u8] = b"\x80\x04\x8c\x08builtins\x8c\x04exec\x93.";
-    expect_err("evil3.pt", &zip_with(&[("a/data.pkl", pkl)]), "`builtins.exec`");
+    expect_err(
+        "evil3.pt",
+        &zip_with(&[("a/data.pkl", pkl)]),
+        "`builtins.exec`",
+    );
 }
 
 #[test]
@@ -83,15 +94,27 @@ fn broken_archives_name_the_problem() {
         let cut = (pt.len() as f64 * frac) as usize;
         expect_err("cut.pt", &pt[..cut], "");
     }
-    expect_err("nopkl.pt", &zip_with(&[("x/other", b"1")]), "without data.pkl");
+    expect_err(
+        "nopkl.pt",
+        &zip_with(&[("x/other", b"1")]),
+        "without data.pkl",
+    );
     let pkl: &[u8] = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01X\x01\x00\x00\x00wq\x02ctorch._utils\n_rebuild_tensor_v2\nq\x03((X\x07\x00\x00\x00storageq\x04ctorch\nFloatStorage\nq\x05X\x01\x00\x00\x000q\x06X\x03\x00\x00\x00cpuq\x07K\x02tq\x08QK\x00K\x02\x85q\tK\x01\x85q\n\x89h\x00)Rq\x0btq\x0cRq\rs.";
-    expect_err("nostorage.pt", &zip_with(&[("m/data.pkl", pkl)]), "member m/data/0 is missing");
+    expect_err(
+        "nostorage.pt",
+        &zip_with(&[("m/data.pkl", pkl)]),
+        "member m/data/0 is missing",
+    );
     expect_err(
         "short.pt",
         &zip_with(&[("m/data.pkl", pkl), ("m/data/0", &[0u8; 5])]),
         "storage should hold 2 values",
     );
-    expect_err("text.pt", b"hello, I am not a model", "not a model checkpoint");
+    expect_err(
+        "text.pt",
+        b"hello, I am not a model",
+        "not a model checkpoint",
+    );
     expect_err("legacy.pt", b"\x80\x02\x8a\x0alegacy", "legacy");
 }
 
@@ -133,7 +156,8 @@ fn safetensors_round_trip() {
         .map(|(k, b, s)| {
             (
                 k.clone(),
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b).unwrap(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
             )
         })
         .collect();

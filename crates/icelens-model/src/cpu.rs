@@ -74,6 +74,9 @@ impl ConvBn {
     pub fn forward_relu(&self, x: &Feature) -> Feature {
         let mut y = conv3x3(x, self.cout, &self.weight);
         let plane = y.h * y.w;
+        if plane == 0 {
+            return y;
+        }
         for (o, chunk) in y.data.chunks_mut(plane).enumerate() {
             let s = self.shift[o];
             for v in chunk {

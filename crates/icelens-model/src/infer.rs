@@ -49,6 +49,18 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// An all-zero prediction to be filled tile by tile with [`write_core`].
+    pub fn empty(lines: usize, samples: usize, regression: bool) -> Self {
+        let n = lines * samples;
+        Prediction {
+            lines,
+            samples,
+            classes: [vec![0; n], vec![0; n], vec![0; n]],
+            confidence: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
+            sic_value: regression.then(|| vec![0.0; n]),
+        }
+    }
+
     pub fn chart(&self, chart: Chart) -> &[u8] {
         &self.classes[chart as usize]
     }
@@ -84,15 +96,8 @@ pub fn infer_scene(
     on_tile: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<Prediction, String> {
     let (lines, samples) = (scene.lines, scene.samples);
-    let n = lines * samples;
     let regression = net.arch.sic == SicHead::Regression;
-    let mut pred = Prediction {
-        lines,
-        samples,
-        classes: [vec![0; n], vec![0; n], vec![0; n]],
-        confidence: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
-        sic_value: regression.then(|| vec![0.0; n]),
-    };
+    let mut pred = Prediction::empty(lines, samples, regression);
     let tiles = plan_tiles(lines, samples, opts);
     let total = tiles.len();
     let mut input = Vec::new();
@@ -115,7 +120,15 @@ pub fn infer_scene(
     Ok(pred)
 }
 
-fn write_core(pred: &mut Prediction, out: &Outputs, win: Window, core: Window, regression: bool) {
+/// Copies the core of a tile's outputs into the scene-wide prediction: argmax class (first
+/// maximum wins) and its softmax probability, or the rounded value of a regression SIC head.
+pub fn write_core(
+    pred: &mut Prediction,
+    out: &Outputs,
+    win: Window,
+    core: Window,
+    regression: bool,
+) {
     for (k, chart) in Chart::ALL.iter().enumerate() {
         let f = out.get(*chart);
         let plane = f.h * f.w;

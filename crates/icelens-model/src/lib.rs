@@ -9,6 +9,7 @@
 
 pub mod arch;
 pub mod cpu;
+pub mod gpu;
 pub mod infer;
 pub mod unet;
 

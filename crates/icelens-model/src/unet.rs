@@ -7,9 +7,9 @@ use crate::cpu::{conv1x1, maxpool2, up_concat, ConvBn, Feature};
 use icelens_core::Chart;
 
 #[derive(Debug, Clone, PartialEq)]
-struct DoubleConv {
-    a: ConvBn,
-    b: ConvBn,
+pub(crate) struct DoubleConv {
+    pub(crate) a: ConvBn,
+    pub(crate) b: ConvBn,
 }
 
 impl DoubleConv {
@@ -43,10 +43,10 @@ impl DoubleConv {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Head {
-    n: usize,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+pub(crate) struct Head {
+    pub(crate) n: usize,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
 }
 
 /// Raw head outputs (logits; one channel for a regression SIC head).
@@ -71,11 +71,11 @@ impl Outputs {
 #[derive(Debug, Clone, PartialEq)]
 pub struct UNet {
     pub arch: Architecture,
-    input_block: DoubleConv,
-    contract: Vec<DoubleConv>,
-    bridge: DoubleConv,
-    expand: Vec<DoubleConv>,
-    heads: Vec<Head>,
+    pub(crate) input_block: DoubleConv,
+    pub(crate) contract: Vec<DoubleConv>,
+    pub(crate) bridge: DoubleConv,
+    pub(crate) expand: Vec<DoubleConv>,
+    pub(crate) heads: Vec<Head>,
 }
 
 impl UNet {

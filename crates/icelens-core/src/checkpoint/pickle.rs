@@ -480,7 +480,7 @@ fn refused(module: &str, name: &str) -> String {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err("pickle builds a dict from an odd number of values".into());
     }
     let mut out = Vec::with_capacity(items.len() / 2);
