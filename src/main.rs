@@ -5,6 +5,7 @@
 
 mod app;
 mod files;
+mod inference;
 mod picture;
 
 fn main() {

@@ -48,6 +48,8 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
     let options = NcOpenOptions {
         // Bounds every single read: no variable of a valid scene is larger than 4 bytes a pixel.
         max_read_bytes: limits.max_pixels.saturating_mul(4).max(1 << 20),
+        // Each variable is read once, whole: a chunk cache would only hold memory.
+        chunk_cache_bytes: 1 << 20,
         ..NcOpenOptions::default()
     };
     let nc = NcFile::from_owner(bytes, options).map_err(|e| {
@@ -115,25 +117,11 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
         r.expect(chart.name(), &full, &[NcType::UByte, NcType::Byte])?;
     }
 
-    let sar = [
-        r.read_f32(SAR_CHANNELS[0], lines * samples)?,
-        r.read_f32(SAR_CHANNELS[1], lines * samples)?,
-        r.read_f32(SAR_CHANNELS[2], lines * samples)?,
-        r.read_f32(SAR_CHANNELS[3], lines * samples)?,
-    ];
+    let (sar, charts) = r.read_full_grid(lines * samples, !present.is_empty())?;
     let coarse = channels::coarse_channels()
         .iter()
         .map(|name| r.read_f32(name, grid_lines * grid_samples))
         .collect::<Result<Vec<_>, _>>()?;
-    let charts = if present.is_empty() {
-        None
-    } else {
-        Some([
-            r.read_chart(Chart::SIC, lines * samples)?,
-            r.read_chart(Chart::SOD, lines * samples)?,
-            r.read_chart(Chart::FLOE, lines * samples)?,
-        ])
-    };
     let tie_points = TiePoints {
         n_samples: tie_samples,
         n_lines: tie_lines,
@@ -358,6 +346,74 @@ impl Reader<'_> {
             .read_variable_into::<f32>(name, &mut buf)
             .map_err(|e| self.decode_err(name, e))?;
         Ok(buf)
+    }
+
+    /// The seven big SAR-grid variables: in parallel natively (they are independent and
+    /// inflating deflate streams is the cost), one after another in the browser.
+    #[allow(clippy::type_complexity)]
+    fn read_full_grid(
+        &self,
+        n: usize,
+        with_charts: bool,
+    ) -> Result<([Vec<f32>; 4], Option<[Vec<u8>; 3]>), FileError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let (sar, charts) = std::thread::scope(|s| {
+                let sar: Vec<_> = SAR_CHANNELS
+                    .iter()
+                    .map(|name| s.spawn(move || self.read_f32(name, n)))
+                    .collect();
+                let charts: Vec<_> = if with_charts {
+                    Chart::ALL
+                        .iter()
+                        .map(|c| s.spawn(move || self.read_chart(*c, n)))
+                        .collect()
+                } else {
+                    vec![]
+                };
+                fn join<T>(
+                    file: &str,
+                    h: std::thread::ScopedJoinHandle<'_, Result<T, FileError>>,
+                ) -> Result<T, FileError> {
+                    h.join().unwrap_or_else(|_| {
+                        Err(FileError::file(file, "could not be decoded (internal error)"))
+                    })
+                }
+                let sar: Vec<Result<Vec<f32>, FileError>> =
+                    sar.into_iter().map(|h| join(self.file, h)).collect();
+                let charts: Vec<Result<Vec<u8>, FileError>> =
+                    charts.into_iter().map(|h| join(self.file, h)).collect();
+                (sar, charts)
+            });
+            let sar: Vec<Vec<f32>> = sar.into_iter().collect::<Result<_, _>>()?;
+            let charts: Vec<Vec<u8>> = charts.into_iter().collect::<Result<_, _>>()?;
+            let sar: [Vec<f32>; 4] = sar.try_into().map_err(|_| FileError::file(self.file, "lost a channel"))?;
+            let charts = if with_charts {
+                Some(charts.try_into().map_err(|_| FileError::file(self.file, "lost a chart"))?)
+            } else {
+                None
+            };
+            Ok((sar, charts))
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let sar = [
+                self.read_f32(SAR_CHANNELS[0], n)?,
+                self.read_f32(SAR_CHANNELS[1], n)?,
+                self.read_f32(SAR_CHANNELS[2], n)?,
+                self.read_f32(SAR_CHANNELS[3], n)?,
+            ];
+            let charts = if with_charts {
+                Some([
+                    self.read_chart(Chart::SIC, n)?,
+                    self.read_chart(Chart::SOD, n)?,
+                    self.read_chart(Chart::FLOE, n)?,
+                ])
+            } else {
+                None
+            };
+            Ok((sar, charts))
+        }
     }
 
     fn read_f64(&self, name: &str, n: usize) -> Result<Vec<f64>, FileError> {

@@ -91,6 +91,57 @@ pub fn chart_rgba(values: &[u8], chart: Chart, alpha: u8) -> Vec<u8> {
     out
 }
 
+/// Where a prediction disagrees with the chart. SIC: the absolute difference in tens of
+/// percent, from transparent (0) through yellow to red (100 %); SOD/FLOE: red where the class
+/// differs, a faint green where it agrees. Unlabelled pixels (255) stay transparent.
+pub fn error_rgba(chart: Chart, truth: &[u8], pred: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; truth.len() * 4];
+    for ((px, t), p) in out.chunks_exact_mut(4).zip(truth).zip(pred) {
+        if *t == crate::chart::CHART_FILL {
+            continue;
+        }
+        let rgba = if chart == Chart::SIC {
+            let d = (*t as i32 - *p as i32).unsigned_abs().min(10) as f32 / 10.0;
+            if d == 0.0 {
+                [40, 200, 120, 90]
+            } else {
+                [255, (230.0 * (1.0 - d)) as u8, 0, (120.0 + 135.0 * d) as u8]
+            }
+        } else if t == p {
+            [40, 200, 120, 90]
+        } else {
+            [235, 40, 40, 230]
+        };
+        px.copy_from_slice(&rgba);
+    }
+    out
+}
+
+/// Model confidence (softmax probability of the chosen class) as a dark-to-bright ramp:
+/// purple where the model hesitates, yellow where it is sure.
+pub fn confidence_rgba(confidence: &[f32], valid: &[f32]) -> Vec<u8> {
+    // A few stops of matplotlib's `plasma`, interpolated.
+    const STOPS: [[f32; 3]; 5] = [
+        [13.0, 8.0, 135.0],
+        [126.0, 3.0, 168.0],
+        [204.0, 71.0, 120.0],
+        [248.0, 149.0, 64.0],
+        [240.0, 249.0, 33.0],
+    ];
+    let mut out = vec![0u8; confidence.len() * 4];
+    for ((px, c), v) in out.chunks_exact_mut(4).zip(confidence).zip(valid) {
+        if *v == 0.0 {
+            continue;
+        }
+        let t = c.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+        let i = (t as usize).min(STOPS.len() - 2);
+        let f = t - i as f32;
+        let mix = |k: usize| (STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) as u8;
+        px.copy_from_slice(&[mix(0), mix(1), mix(2), 255]);
+    }
+    out
+}
+
 /// CSS colour of a class, for legends.
 pub fn css_colour(chart: Chart, class: u8) -> String {
     let [r, g, b] = chart.colour(class).unwrap_or([0, 0, 0]);
@@ -108,6 +159,21 @@ mod tests {
         assert_eq!(stretch_limits(&v, &valid, 0.025, 0.975), Some((2.5, 97.5)));
         let none = vec![0.0; v.len()];
         assert_eq!(stretch_limits(&v, &none, 0.025, 0.975), None);
+    }
+
+    #[test]
+    fn error_layer_marks_disagreement() {
+        let e = error_rgba(Chart::SOD, &[1, 1, 255], &[1, 2, 3]);
+        assert_eq!(e[3], 90);
+        assert_eq!(&e[4..8], &[235, 40, 40, 230]);
+        assert_eq!(e[11], 0);
+        let s = error_rgba(Chart::SIC, &[10, 0], &[0, 5]);
+        assert_eq!(&s[0..4], &[255, 0, 0, 255]);
+        assert!(s[7] > 120 && s[7] < 255);
+        let c = confidence_rgba(&[0.0, 1.0, 0.5], &[1.0, 1.0, 0.0]);
+        assert_eq!(&c[0..4], &[13, 8, 135, 255]);
+        assert_eq!(&c[4..8], &[240, 249, 33, 255]);
+        assert_eq!(c[11], 0);
     }
 
     #[test]

@@ -13,6 +13,9 @@ pub mod gpu;
 pub mod infer;
 pub mod unet;
 
+/// The burn version the GPU path is built on, for callers that pick a device.
+pub use burn;
+
 pub use arch::{Architecture, SicHead};
 pub use infer::{infer_scene, InferOptions, Prediction};
 pub use unet::{Outputs, UNet};
