@@ -74,7 +74,7 @@ test('a truncated file shows an error and the loaded scenes stay', async () => {
 });
 
 test('layer and opacity controls change the overlay', async () => {
-  await page.selectOption('[data-testid="layer-select"]', 'SOD');
+  await page.selectOption('[data-testid="layer-select"]', 'chart-SOD');
   assert.match(await page.textContent('.legend'), /Stage of Development/);
   const sod = await canvasStats('canvas.layer');
   assert.ok(sod.colours <= 6, `SOD colours ${sod.colours}`);
