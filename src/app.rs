@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use icelens_core::meta::SceneMeta;
 use icelens_core::metrics::Scores;
-use icelens_core::render::{chart_rgba, confidence_rgba, css_colour, error_rgba, sar_rgba, SarView};
+use icelens_core::render::{
+    chart_rgba, confidence_rgba, css_colour, error_rgba, sar_rgba, SarView,
+};
 use icelens_core::{read_scene, Chart, ReadLimits, Scene};
 use icelens_model::SicHead;
 use leptos::prelude::*;
@@ -114,7 +116,10 @@ pub fn App() -> impl IntoView {
     let model = Signal::derive(move || models.with(|m| m.get(model_index.get()).cloned()));
     let run = Signal::derive(move || {
         let (s, m) = (scene.get()?, model.get()?);
-        runs.with(|r| r.get(&(s.file.clone(), m.name.clone(), backend.get().key())).cloned())
+        runs.with(|r| {
+            r.get(&(s.file.clone(), m.name.clone(), backend.get().key()))
+                .cloned()
+        })
     });
 
     // Adds files as they come; a bad file reports and leaves everything else in place.
@@ -153,7 +158,10 @@ pub fn App() -> impl IntoView {
     spawn_local(async move {
         loading.update(|l| l.push("demo scene".into()));
         let bytes = fetch_asset(DEMO_SCENE).await;
-        add_bytes("demo scene".into(), bytes.map_err(|e| format!("demo scene: {e}")));
+        add_bytes(
+            "demo scene".into(),
+            bytes.map_err(|e| format!("demo scene: {e}")),
+        );
     });
     spawn_local(async move {
         if inference::init_webgpu().await {
@@ -218,7 +226,12 @@ pub fn App() -> impl IntoView {
         let (Some(canvas), Some(scene)) = (sar_canvas.get(), scene.get()) else {
             return;
         };
-        draw(&canvas, &sar_rgba(&scene, sar_view.get()), scene.samples, scene.lines);
+        draw(
+            &canvas,
+            &sar_rgba(&scene, sar_view.get()),
+            scene.samples,
+            scene.lines,
+        );
     });
     Effect::new(move |_| {
         let (Some(canvas), Some(scene)) = (layer_canvas.get(), scene.get()) else {
@@ -242,10 +255,17 @@ pub fn App() -> impl IntoView {
                 (Some(truth), Some(p)) => Some(error_rgba(c, truth, p.chart(c))),
                 _ => None,
             },
-            Layer::Confidence(c) => pred.map(|p| confidence_rgba(&p.confidence[c as usize], &scene.sar[0])),
+            Layer::Confidence(c) => {
+                pred.map(|p| confidence_rgba(&p.confidence[c as usize], &scene.sar[0]))
+            }
             Layer::None => None,
         };
-        draw(&canvas, &rgba.unwrap_or_default(), scene.samples, scene.lines);
+        draw(
+            &canvas,
+            &rgba.unwrap_or_default(),
+            scene.samples,
+            scene.lines,
+        );
     });
 
     let on_drop = move |ev: leptos::ev::DragEvent| {

@@ -7,11 +7,11 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use icelens_model::burn::tensor::wgpu::WgpuBackend;
-use icelens_model::burn::tensor::Device;
 use icelens_core::checkpoint::load_state_dict;
 use icelens_core::metrics::{confusions, Scores};
 use icelens_core::{Chart, Scene};
+use icelens_model::burn::tensor::wgpu::WgpuBackend;
+use icelens_model::burn::tensor::Device;
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
 use icelens_model::infer::{plan_tiles, write_core};
@@ -65,7 +65,11 @@ thread_local! {
 /// Asks the browser for a WebGPU device; `false` when it has none.
 pub async fn init_webgpu() -> bool {
     let has_gpu = web_sys::window()
-        .map(|w| !js_sys::Reflect::get(&w.navigator(), &"gpu".into()).map(|g| g.is_undefined()).unwrap_or(true))
+        .map(|w| {
+            !js_sys::Reflect::get(&w.navigator(), &"gpu".into())
+                .map(|g| g.is_undefined())
+                .unwrap_or(true)
+        })
         .unwrap_or(false);
     if !has_gpu {
         return false;

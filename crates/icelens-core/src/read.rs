@@ -376,7 +376,10 @@ impl Reader<'_> {
                     h: std::thread::ScopedJoinHandle<'_, Result<T, FileError>>,
                 ) -> Result<T, FileError> {
                     h.join().unwrap_or_else(|_| {
-                        Err(FileError::file(file, "could not be decoded (internal error)"))
+                        Err(FileError::file(
+                            file,
+                            "could not be decoded (internal error)",
+                        ))
                     })
                 }
                 let sar: Vec<Result<Vec<f32>, FileError>> =
@@ -387,9 +390,15 @@ impl Reader<'_> {
             });
             let sar: Vec<Vec<f32>> = sar.into_iter().collect::<Result<_, _>>()?;
             let charts: Vec<Vec<u8>> = charts.into_iter().collect::<Result<_, _>>()?;
-            let sar: [Vec<f32>; 4] = sar.try_into().map_err(|_| FileError::file(self.file, "lost a channel"))?;
+            let sar: [Vec<f32>; 4] = sar
+                .try_into()
+                .map_err(|_| FileError::file(self.file, "lost a channel"))?;
             let charts = if with_charts {
-                Some(charts.try_into().map_err(|_| FileError::file(self.file, "lost a chart"))?)
+                Some(
+                    charts
+                        .try_into()
+                        .map_err(|_| FileError::file(self.file, "lost a chart"))?,
+                )
             } else {
                 None
             };
