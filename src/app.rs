@@ -467,7 +467,7 @@ fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
         let (title, chart) = match layer.get() {
             Layer::Chart(c) => (format!("Ice chart · {}", c.title()), Some(c)),
             Layer::Prediction(c) => (format!("Prediction · {}", c.title()), Some(c)),
-            Layer::Error(c) if c == Chart::SIC => {
+            Layer::Error(Chart::SIC) => {
                 return view! { <div class="legend"><h3>"Error · SIC"</h3><div class="ramp error-ramp"></div><p class="hint">"0 (green) … 100 % (red) absolute difference"</p></div> }.into_any()
             }
             Layer::Error(c) => {
