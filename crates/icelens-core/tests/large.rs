@@ -16,11 +16,22 @@ fn a_large_netcdf4_scene_reads_like_the_c_library_reads_it() {
     let make = shared().join("tools/make_scenes.py");
     let out = Command::new("python3")
         .arg(&make)
-        .args(["--out", dir.to_str().unwrap(), "--name", name, "--fmt", "nc4"])
+        .args([
+            "--out",
+            dir.to_str().unwrap(),
+            "--name",
+            name,
+            "--fmt",
+            "nc4",
+        ])
         .args(["--size", "1800", "1500", "--seed", "3"])
         .output()
         .expect("python3 with numpy, scipy and netCDF4 (scripts/setup.sh test installs them)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let path = dir.join(name);
     // Sums by the C library: HH over all pixels, SIC over labelled pixels, distance map.
     let script = format!(
@@ -35,10 +46,20 @@ print(hh.sum(), int((sic != 255).sum()), int(sic[sic != 255].astype(np.int64).su
 "#,
         path = path.to_str().unwrap()
     );
-    let py = Command::new("python3").args(["-c", &script]).output().unwrap();
-    assert!(py.status.success(), "{}", String::from_utf8_lossy(&py.stderr));
+    let py = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        py.status.success(),
+        "{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
     let text = String::from_utf8_lossy(&py.stdout);
-    let v: Vec<f64> = text.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
 
     let scene = read_scene(name, std::fs::read(&path).unwrap(), &ReadLimits::default()).unwrap();
     assert_eq!(scene.container, Container::Netcdf4);
