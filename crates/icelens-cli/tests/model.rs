@@ -3,32 +3,16 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn shared() -> PathBuf {
-    std::env::var("ICELENS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
+mod common;
+
+use common::{icelens, shared};
 
 fn path(rel: &str) -> String {
     shared().join(rel).to_string_lossy().into_owned()
 }
 
-fn icelens(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_icelens"))
-        .args(args)
-        .output()
-        .expect("icelens runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("icelens-model-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    common::tmp("model-cli", name)
 }
 
 const MODEL: &str = "reference/pizza_marinara.pt";

@@ -1,0 +1,32 @@
+//! Helpers shared by the command-line tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The shared fixtures and references (`../shared` beside the repository).
+pub fn shared() -> PathBuf {
+    std::env::var("ICELENS_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+/// Runs the `icelens` binary: (success, stdout, stderr).
+pub fn icelens(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_icelens"))
+        .args(args)
+        .output()
+        .expect("icelens runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A path in a temporary folder of this test process; `group` keeps test files apart.
+pub fn tmp(group: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("icelens-{group}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
