@@ -1,17 +1,13 @@
 //! Architectures other than marinara's, and state_dicts that do not fit.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
+mod common;
+
+use common::shared;
 use icelens_core::checkpoint::{load_state_dict, StateDict, Tensor, WeightsFormat};
 use icelens_model::cpu::Feature;
 use icelens_model::{Architecture, SicHead, UNet};
-
-fn shared() -> PathBuf {
-    std::env::var("ICELENS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 /// A state_dict with deterministic pseudo-random weights for an architecture.
 fn synthetic(arch: &Architecture) -> StateDict {

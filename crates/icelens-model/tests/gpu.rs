@@ -1,19 +1,13 @@
 //! The wgpu backend against PyTorch's outputs (natively: Vulkan; in CI, Mesa's lavapipe).
 
-use std::path::PathBuf;
+mod common;
 
+use common::{max_abs_diff, reference};
 use icelens_core::checkpoint::load_state_dict;
 use icelens_core::{npy, Chart};
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
 use icelens_model::UNet;
-
-fn reference(name: &str) -> Vec<u8> {
-    let shared = std::env::var("ICELENS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    std::fs::read(shared.join("reference").join(name)).expect("reference file")
-}
 
 #[test]
 fn wgpu_logits_match_pytorch() {
@@ -39,13 +33,7 @@ fn wgpu_logits_match_pytorch() {
                 .to_f32()
                 .unwrap();
             let got = out.get(chart);
-            assert_eq!(got.data.len(), want.len());
-            let max = got
-                .data
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let max = max_abs_diff(&got.data, &want);
             assert!(max <= 1e-3, "{prefix}{chart}: max abs diff {max}");
         }
     }

@@ -1,22 +1,13 @@
 //! The U-Net against PyTorch's own outputs for pizza_marinara (shared/reference).
 
-use std::path::PathBuf;
+mod common;
 
+use common::{max_abs_diff, reference, shared};
 use icelens_core::checkpoint::load_state_dict;
 use icelens_core::{npy, read_scene, Chart, ReadLimits};
 use icelens_model::cpu::Feature;
 use icelens_model::infer::plan_tiles;
 use icelens_model::{infer_scene, InferOptions, SicHead, UNet};
-
-fn shared() -> PathBuf {
-    std::env::var("ICELENS_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
-fn reference(name: &str) -> Vec<u8> {
-    std::fs::read(shared().join("reference").join(name)).expect("reference file")
-}
 
 fn marinara() -> UNet {
     let sd = load_state_dict("pizza_marinara.pt", &reference("pizza_marinara.pt")).unwrap();
@@ -52,12 +43,7 @@ fn check_case(prefix: &str) {
         let (rshape, want) = npy_f32(&format!("{prefix}out_{}.npy", chart.name()));
         let got = out.get(chart);
         assert_eq!(vec![1, got.c, got.h, got.w], rshape, "{prefix}{chart}");
-        let max = got
-            .data
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max = max_abs_diff(&got.data, &want);
         assert!(max <= 1e-3, "{prefix}{chart}: max abs diff {max}");
         // Argmax where the reference is not a near-tie.
         let argmax = npy::read(&reference(&format!("{prefix}argmax_{}.npy", chart.name())))
