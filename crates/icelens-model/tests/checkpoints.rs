@@ -31,8 +31,11 @@ fn synthetic(arch: &Architecture) -> StateDict {
     StateDict {
         tensors,
         integer_buffers: vec![],
+        integer_values: BTreeMap::new(),
         epoch: None,
         format: WeightsFormat::Safetensors,
+        order: vec![],
+        metadata: BTreeMap::new(),
     }
 }
 

@@ -1,13 +1,17 @@
-//! Model weights from the files users have: PyTorch checkpoints (`torch.save` zip archives)
-//! and safetensors, read from bytes so the browser can use them as they are.
+//! Model weights from the files users have: PyTorch checkpoints (`torch.save` zip archives),
+//! safetensors and burnpack (burn's own format), read from bytes so the browser can use them
+//! as they are; [`export`] writes all three back.
 //!
 //! burn's own PyTorch reader needs a file path, which a browser does not have; this module
 //! reads the zip with the `zip` crate and the pickle with a restricted unpickler
 //! ([`pickle`]) that builds nothing but containers and tensors.
 
+pub mod export;
 pub mod pickle;
 
-use std::collections::BTreeMap;
+pub use export::{write_burnpack, write_safetensors, write_torch};
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Cursor, Read};
 
 use crate::error::FileError;
@@ -25,17 +29,92 @@ pub struct Tensor {
 pub enum WeightsFormat {
     PyTorch,
     Safetensors,
+    /// burn's `.bpk` container ([`burn_pack`]).
+    Burnpack,
 }
 
-/// The named float tensors of a model (integer buffers such as `num_batches_tracked` are
-/// listed, not kept: inference and export do not need their values).
+/// The named float tensors of a model. Integer buffers such as `num_batches_tracked` are
+/// listed by name (inference does not need them); the values of scalar ones are kept in
+/// `integer_values` so that an exported checkpoint gives back what was loaded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateDict {
     pub tensors: BTreeMap<String, Tensor>,
     pub integer_buffers: Vec<String>,
+    /// Values of the scalar integer buffers whose file holds them. `num_batches_tracked`
+    /// counts the batches a BatchNorm saw in training; it only matters when training resumes
+    /// (or with `momentum=None`), but a re-exported checkpoint should not silently reset it.
+    /// Writers store a buffer missing here as 0.
+    pub integer_values: BTreeMap<String, i64>,
     /// `epoch` of a training checkpoint, if it has one.
     pub epoch: Option<i64>,
     pub format: WeightsFormat,
+    /// Every key (float tensors and integer buffers) in the order the file gives them; empty
+    /// when unknown. PyTorch's order is module registration order, which the names cannot
+    /// recover and `tensors` (sorted) loses, yet `model.state_dict()` users see and diff it, so
+    /// the writers follow it (see [`StateDict::keys_in_order`]). safetensors and burnpack sort
+    /// their keys, so icelens's writers record this order in their metadata.
+    pub order: Vec<String>,
+    /// Free-form key/value metadata of the file (safetensors `__metadata__`, burnpack
+    /// metadata): `format`, `epoch`, or a note for a model card such as "trained on synthetic
+    /// scenes". torch.save checkpoints have none.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Metadata key under which icelens's safetensors and burnpack writers record the PyTorch key
+/// order, as a JSON array of strings. Readers take it out of [`StateDict::metadata`] and into
+/// [`StateDict::order`].
+pub const KEY_ORDER_METADATA: &str = "icelens.key_order";
+
+impl StateDict {
+    /// Every key, float tensors and integer buffers, in PyTorch's order: [`Self::order`] as far
+    /// as it names keys that exist, then the rest sorted, each integer buffer placed right after
+    /// its module's `running_var` (as `BatchNorm` registers weight, bias, running_mean,
+    /// running_var, num_batches_tracked).
+    pub fn keys_in_order(&self) -> Vec<String> {
+        let ints: BTreeSet<&str> = self.integer_buffers.iter().map(String::as_str).collect();
+        let known = |k: &str| self.tensors.contains_key(k) || ints.contains(k);
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::with_capacity(self.tensors.len() + ints.len());
+        for k in &self.order {
+            if known(k) && seen.insert(k.as_str()) {
+                out.push(k.clone());
+            }
+        }
+        for k in self.tensors.keys() {
+            if seen.insert(k.as_str()) {
+                out.push(k.clone());
+            }
+        }
+        for b in &self.integer_buffers {
+            if !seen.insert(b.as_str()) {
+                continue;
+            }
+            let running_var = match b.rsplit_once('.') {
+                Some((module, _)) => format!("{module}.running_var"),
+                None => "running_var".to_string(),
+            };
+            match out.iter().position(|k| *k == running_var) {
+                Some(at) => out.insert(at + 1, b.clone()),
+                None => out.push(b.clone()),
+            }
+        }
+        out
+    }
+}
+
+/// The order a writer recorded ([`KEY_ORDER_METADATA`]) if it lists exactly the keys present,
+/// else the file's own order.
+fn restore_order(stored: Option<String>, file_order: Vec<String>) -> Vec<String> {
+    let Some(stored) = stored.and_then(|s| serde_json::from_str::<Vec<String>>(&s).ok()) else {
+        return file_order;
+    };
+    let want: BTreeSet<&String> = file_order.iter().collect();
+    let got: BTreeSet<&String> = stored.iter().collect();
+    if stored.len() == file_order.len() && got == want {
+        stored
+    } else {
+        file_order
+    }
 }
 
 /// Largest checkpoint member icelens decompresses, and largest tensor it builds.
@@ -47,13 +126,16 @@ pub fn load_state_dict(file: &str, bytes: &[u8]) -> Result<StateDict, FileError>
     let err = |p: String| FileError::file(file, p);
     if bytes.starts_with(b"PK\x03\x04") {
         load_torch_zip(bytes).map_err(err)
+    } else if bytes.starts_with(&burn_pack::MAGIC_NUMBER.to_le_bytes()) {
+        load_burnpack(bytes).map_err(err)
     } else if bytes.starts_with(b"\x80") && bytes.len() > 2 && bytes[1] <= 5 {
         Err(err("is a PyTorch file in the legacy (pre-1.6) format; re-save it with a current torch.save".into()))
     } else if looks_like_safetensors(bytes) {
         load_safetensors(bytes).map_err(err)
     } else {
         Err(err(
-            "is not a model checkpoint (neither a PyTorch .pt zip nor safetensors)".into(),
+            "is not a model checkpoint (neither a PyTorch .pt zip, safetensors nor burnpack)"
+                .into(),
         ))
     }
 }
@@ -86,10 +168,13 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
     };
     let mut tensors = BTreeMap::new();
     let mut integer_buffers = Vec::new();
+    let mut integer_values = BTreeMap::new();
+    let mut order = Vec::new();
     for (k, v) in items {
         let (Some(name), Value::Tensor(t)) = (k.as_str(), v) else {
             continue;
         };
+        order.push(name.to_string());
         match t.dtype {
             StorageType::F32 | StorageType::F16 | StorageType::BF16 | StorageType::F64 => {
                 let member = format!("{prefix}data/{}", t.storage);
@@ -99,7 +184,18 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
                     materialise(t, &storage).map_err(|e| format!("tensor `{name}`: {e}"))?;
                 tensors.insert(name.to_string(), tensor);
             }
-            _ => integer_buffers.push(name.to_string()),
+            _ => {
+                integer_buffers.push(name.to_string());
+                // A damaged integer buffer is no reason to refuse the weights: its value
+                // is simply not kept.
+                let member = format!("{prefix}data/{}", t.storage);
+                if let Some(v) = read_member(&mut zip, &member, MAX_INT_STORAGE_BYTES)
+                    .ok()
+                    .and_then(|storage| int_scalar(t, &storage))
+                {
+                    integer_values.insert(name.to_string(), v);
+                }
+            }
         }
     }
     if tensors.is_empty() {
@@ -108,8 +204,37 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
     Ok(StateDict {
         tensors,
         integer_buffers,
+        integer_values,
         epoch,
         format: WeightsFormat::PyTorch,
+        order,
+        metadata: BTreeMap::new(),
+    })
+}
+
+/// Largest integer-buffer storage read for its value (they are scalars).
+const MAX_INT_STORAGE_BYTES: u64 = 1 << 16;
+
+/// The value of a one-element integer tensor, if its view lies inside its storage.
+fn int_scalar(t: &TensorRef, storage: &[u8]) -> Option<i64> {
+    if t.shape.iter().any(|d| *d != 1) || t.offset >= t.storage_len {
+        return None;
+    }
+    let size = t.dtype.size();
+    let at = t.offset.checked_mul(size)?;
+    let b = storage.get(at..at.checked_add(size)?)?;
+    int_from_le(t.dtype, b)
+}
+
+/// A little-endian integer (or bool) element as i64.
+fn int_from_le(dtype: StorageType, b: &[u8]) -> Option<i64> {
+    Some(match dtype {
+        StorageType::I64 => i64::from_le_bytes(b.try_into().ok()?),
+        StorageType::I32 => i32::from_le_bytes(b.try_into().ok()?) as i64,
+        StorageType::I16 => i16::from_le_bytes(b.try_into().ok()?) as i64,
+        StorageType::I8 => *b.first()? as i8 as i64,
+        StorageType::U8 | StorageType::Bool => *b.first()? as i64,
+        _ => return None,
     })
 }
 
@@ -230,11 +355,24 @@ pub fn half_to_f32(h: u16) -> f32 {
 }
 
 fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("is a damaged safetensors file ({e})"))?;
+    let damaged = |e: safetensors::SafeTensorError| format!("is a damaged safetensors file ({e})");
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(damaged)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(damaged)?;
+    let mut metadata: BTreeMap<String, String> = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let stored_order = metadata.remove(KEY_ORDER_METADATA);
+    let epoch = metadata.get("epoch").and_then(|e| e.trim().parse().ok());
     let mut tensors = BTreeMap::new();
     let mut integer_buffers = Vec::new();
-    for (name, view) in st.tensors() {
+    let mut integer_values = BTreeMap::new();
+    // Offset order: the only order a safetensors file has of its own.
+    let file_order = header.offset_keys();
+    for name in &file_order {
+        let view = st.tensor(name).map_err(damaged)?;
         let shape = view.shape().to_vec();
         let b = view.data();
         let data: Vec<f32> = match view.dtype() {
@@ -254,10 +392,110 @@ fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
                 .chunks_exact(8)
                 .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
                 .collect(),
+            dtype => {
+                integer_buffers.push(name.clone());
+                let int = match dtype {
+                    safetensors::Dtype::I64 => Some(StorageType::I64),
+                    safetensors::Dtype::I32 => Some(StorageType::I32),
+                    safetensors::Dtype::I16 => Some(StorageType::I16),
+                    safetensors::Dtype::I8 => Some(StorageType::I8),
+                    safetensors::Dtype::U8 => Some(StorageType::U8),
+                    safetensors::Dtype::BOOL => Some(StorageType::Bool),
+                    _ => None,
+                };
+                if let Some(v) = int
+                    .filter(|_| shape.iter().all(|d| *d == 1))
+                    .and_then(|t| int_from_le(t, b))
+                {
+                    integer_values.insert(name.clone(), v);
+                }
+                continue;
+            }
+        };
+        tensors.insert(name.clone(), Tensor { shape, data });
+    }
+    if tensors.is_empty() {
+        return Err("holds no float tensors".into());
+    }
+    Ok(StateDict {
+        tensors,
+        integer_buffers,
+        integer_values,
+        epoch,
+        format: WeightsFormat::Safetensors,
+        order: restore_order(stored_order, file_order),
+        metadata,
+    })
+}
+
+/// Reads a burnpack. burn-pack checks the header, the CBOR metadata (size, nesting depth,
+/// tensor count) and that every tensor's bytes lie inside the file before it allocates for
+/// them; icelens adds its own per-tensor size limit and converts floats to f32.
+fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
+    use burn_pack::DType;
+    let damaged = |e: burn_pack::Error| format!("is a damaged burnpack file ({e})");
+    let reader = burn_pack::Reader::from_bytes(burn_pack::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(damaged)?;
+    let mut metadata = reader.metadata().clone();
+    let stored_order = metadata.remove(KEY_ORDER_METADATA);
+    let epoch = metadata.get("epoch").and_then(|e| e.trim().parse().ok());
+    let mut tensors = BTreeMap::new();
+    let mut integer_buffers = Vec::new();
+    let mut integer_values = BTreeMap::new();
+    // `into_tensors` sorts by name; the writer's order comes back from the metadata.
+    let mut file_order = Vec::new();
+    for t in reader.into_tensors().map_err(damaged)? {
+        let (name, dtype, shape, _, b) = t.into_parts().map_err(damaged)?;
+        let shape = shape.to_vec();
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |a, d| a.checked_mul(*d))
+            .filter(|n| (*n as u64) * 4 <= MAX_MEMBER_BYTES)
+            .ok_or_else(|| format!("tensor `{name}`: its shape is too large"))?;
+        file_order.push(name.clone());
+        let size = match dtype {
+            DType::F32 | DType::Flex32 => 4,
+            DType::F64 => 8,
+            DType::F16 | DType::BF16 => 2,
             _ => {
+                let int = match dtype {
+                    DType::I64 => Some(StorageType::I64),
+                    DType::I32 => Some(StorageType::I32),
+                    DType::I16 => Some(StorageType::I16),
+                    DType::I8 => Some(StorageType::I8),
+                    DType::U8 => Some(StorageType::U8),
+                    _ => None,
+                };
+                if let Some(v) = int.filter(|_| numel == 1).and_then(|t| int_from_le(t, &b)) {
+                    integer_values.insert(name.clone(), v);
+                }
                 integer_buffers.push(name);
                 continue;
             }
+        };
+        if b.len() as u64 != numel as u64 * size {
+            return Err(format!(
+                "tensor `{name}` holds {} bytes for {numel} values",
+                b.len()
+            ));
+        }
+        let data: Vec<f32> = match dtype {
+            DType::F64 => b
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+                .collect(),
+            DType::F16 => b
+                .chunks_exact(2)
+                .map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            DType::BF16 => b
+                .chunks_exact(2)
+                .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+                .collect(),
+            _ => b
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
         };
         tensors.insert(name, Tensor { shape, data });
     }
@@ -267,8 +505,11 @@ fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
     Ok(StateDict {
         tensors,
         integer_buffers,
-        epoch: None,
-        format: WeightsFormat::Safetensors,
+        integer_values,
+        epoch,
+        format: WeightsFormat::Burnpack,
+        order: restore_order(stored_order, file_order),
+        metadata,
     })
 }
 
