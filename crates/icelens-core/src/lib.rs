@@ -10,6 +10,7 @@
 //! - [`Chart`] holds the class tables and colours of SIC, SOD and FLOE.
 //! - [`synth`] writes realistic synthetic scenes for demos, tests and benchmarks.
 
+pub mod breakdown;
 pub mod channels;
 pub mod chart;
 pub mod checkpoint;
