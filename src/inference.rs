@@ -41,9 +41,10 @@ pub struct Model {
     pub epoch: Option<i64>,
 }
 
-/// Recognises a model file by content: a torch.save zip or safetensors.
+/// Recognises a model file by content: a torch.save zip, safetensors or burnpack.
 pub fn is_model_file(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04")
+        || bytes.starts_with(b"NRUB")
         || (bytes.len() > 9 && bytes[8] == b'{' && !bytes.starts_with(b"CDF"))
 }
 

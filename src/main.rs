@@ -4,9 +4,13 @@
 //! `cargo clippy --workspace` checks it, but only runs in a browser.
 
 mod app;
+mod conditions;
 mod files;
 mod inference;
+mod layers;
+mod panels;
 mod picture;
+mod viewer;
 
 fn main() {
     app::install_panic_hook();

@@ -12,6 +12,7 @@ use icelens_core::stats::SceneSummary;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, ReadLimits, Scene};
 
+mod evaluate;
 mod model_cmds;
 mod report;
 
@@ -67,15 +68,34 @@ enum Command {
         #[arg(long)]
         png: Option<PathBuf>,
     },
-    /// Score a model on labelled scenes exactly as the challenge does: per scene and pooled.
+    /// Score models on labelled scenes exactly as the challenge does: per scene and pooled,
+    /// and with --by, broken down by condition (worst first), models side by side.
     Evaluate {
-        #[arg(long)]
-        model: PathBuf,
+        /// A checkpoint; repeat for several models (the first is the baseline of differences).
+        #[arg(long, required = true)]
+        model: Vec<PathBuf>,
         #[arg(required = true)]
         scenes: Vec<PathBuf>,
-        /// Print {"pooled": {...}, "scenes": [...]} as JSON.
+        /// Print {"pooled": {...}, "scenes": [...], "models": [...], "breakdown": {...}} as JSON.
         #[arg(long)]
         json: bool,
+        /// Conditions to break the scores down by, comma-separated:
+        /// scene,service,region,mission,year,month,season,land,incidence,class (or all).
+        #[arg(long)]
+        by: Option<String>,
+        /// Score the ranking uses: SIC, SOD, FLOE or combined.
+        #[arg(long, default_value = "combined")]
+        rank: String,
+        /// Also write the breakdown as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Write a model in another format: .pt (PyTorch), .safetensors or .bpk (burnpack).
+    Convert {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Generate a synthetic scene with the ready-to-train layout (netCDF-3).
     Synth {
@@ -114,7 +134,18 @@ fn main() -> ExitCode {
             model,
             scenes,
             json,
-        } => model_cmds::evaluate(&model, &scenes, json),
+            by,
+            rank,
+            csv,
+        } => evaluate::evaluate(&evaluate::Request {
+            models: &model,
+            scenes: &scenes,
+            json,
+            by: by.as_deref(),
+            rank: &rank,
+            csv: csv.as_deref(),
+        }),
+        Command::Convert { model, out } => model_cmds::convert(&model, &out),
         Command::Synth {
             out,
             size,

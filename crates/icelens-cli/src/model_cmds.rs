@@ -3,14 +3,12 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use icelens_core::checkpoint::load_state_dict;
-use icelens_core::metrics::{confusions, Confusion, Scores};
+use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
 use icelens_core::render::chart_rgba;
 use icelens_core::upload::{write_upload, UploadScene};
 use icelens_core::{npy, Chart, Scene};
 use icelens_model::cpu::Feature;
 use icelens_model::{infer_scene, InferOptions, Prediction, UNet};
-use serde::Serialize;
 
 use crate::load;
 
@@ -49,7 +47,7 @@ pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
 }
 
 /// Runs the model over a scene, showing tile progress on a terminal.
-fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Prediction, String> {
+pub fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Prediction, String> {
     let tty = std::io::stderr().is_terminal();
     let label = format!("[{}/{}] {}", index + 1, count, scene.meta.scene);
     let started = std::time::Instant::now();
@@ -150,88 +148,27 @@ fn write_png(dir: &Path, scene: &Scene, pred: &Prediction) -> Result<(), String>
         .map_err(|e| format!("{}: cannot be written ({e})", path.display()))
 }
 
-#[derive(Serialize)]
-struct SceneScores {
-    scene: String,
-    #[serde(flatten)]
-    scores: Scores,
-}
-
-#[derive(Serialize)]
-struct Evaluation {
-    pooled: Option<Scores>,
-    scenes: Vec<SceneScores>,
-}
-
-pub fn evaluate(model: &Path, scenes: &[PathBuf], json: bool) -> Result<(), String> {
-    let net = load_model(model)?;
-    let mut pooled: [Confusion; 3] = Default::default();
-    let mut rows = Vec::new();
-    let mut failed = 0;
-    for (i, path) in scenes.iter().enumerate() {
-        let result = load(path).and_then(|scene| {
-            let charts = scene.charts.as_ref().ok_or_else(|| {
-                format!(
-                    "{}: has no ice charts (a test-set scene) and cannot be scored",
-                    scene.file
-                )
-            })?;
-            let pred = run(&net, &scene, i, scenes.len())?;
-            let conf = confusions(
-                charts,
-                [
-                    pred.chart(Chart::SIC),
-                    pred.chart(Chart::SOD),
-                    pred.chart(Chart::FLOE),
-                ],
-            );
-            Ok((scene.meta.scene.clone(), conf))
-        });
-        match result {
-            Ok((scene, conf)) => {
-                for (p, c) in pooled.iter_mut().zip(&conf) {
-                    p.merge(c);
-                }
-                rows.push(SceneScores {
-                    scene,
-                    scores: Scores::from_confusions(&conf),
-                });
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                failed += 1;
-            }
+/// Rewrites a checkpoint in the format its extension names. The weights are checked to be a
+/// U-Net icelens can run before anything is written.
+pub fn convert(model: &Path, out: &Path) -> Result<(), String> {
+    let name = model.display().to_string();
+    let bytes = std::fs::read(model).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+    let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
+    UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let data = match ext.as_str() {
+        "pt" | "pth" => write_torch(&sd, sd.epoch),
+        "safetensors" => write_safetensors(&sd),
+        "bpk" => write_burnpack(&sd, &[("source", &crate::evaluate::model_name(model))]),
+        _ => {
+            return Err(format!(
+                "{}: unknown model format; use .pt, .safetensors or .bpk",
+                out.display()
+            ))
         }
-    }
-    let report = Evaluation {
-        pooled: (!rows.is_empty()).then(|| Scores::from_confusions(&pooled)),
-        scenes: rows,
     };
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
-    } else {
-        println!(
-            "{:<24} {:>9} {:>9} {:>9} {:>9}",
-            "scene", "SIC R²", "SOD F1", "FLOE F1", "combined"
-        );
-        let line = |name: &str, s: &Scores| {
-            println!(
-                "{:<24} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                name, s.SIC, s.SOD, s.FLOE, s.combined
-            )
-        };
-        for r in &report.scenes {
-            line(&r.scene, &r.scores);
-        }
-        if let Some(p) = &report.pooled {
-            line("pooled", p);
-        }
-    }
-    if failed > 0 {
-        return Err(String::new());
-    }
-    Ok(())
+    std::fs::write(out, data).map_err(|e| format!("{}: cannot be written ({e})", out.display()))
 }

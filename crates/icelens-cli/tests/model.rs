@@ -176,3 +176,156 @@ fn bad_models_give_one_error_line() {
         );
     }
 }
+
+#[test]
+fn evaluate_by_condition_pools_like_the_challenge_and_compares_models() {
+    // The second model is the first converted to burnpack: same numbers, zero differences.
+    let bpk = tmp("pizza.bpk");
+    let (ok, _, stderr) = icelens(&[
+        "convert",
+        "--model",
+        &path(MODEL),
+        "--out",
+        bpk.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let csv = tmp("conditions.csv");
+    let (ok, stdout, stderr) = icelens(&[
+        "evaluate",
+        "--model",
+        &path(MODEL),
+        "--model",
+        bpk.to_str().unwrap(),
+        &path(DMI),
+        &path(CIS),
+        "--by",
+        "scene,service,mission,land,incidence,class",
+        "--rank",
+        "SOD",
+        "--csv",
+        csv.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let got: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let b = &got["breakdown"];
+    assert_eq!(b["models"][1], "pizza.bpk");
+    let rows = b["rows"].as_array().unwrap();
+    let row = |dim: &str, group: &str| {
+        rows.iter()
+            .find(|r| r["dimension"] == dim && r["group"] == group)
+            .unwrap_or_else(|| panic!("no row {dim}/{group}"))
+    };
+    // A scene row is that scene's challenge score; both scenes are S1B, so the mission row
+    // is the pooled score.
+    for (i, scene) in ["20190412T103015_dmi", "20200117T211533_cis"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(
+            row("scene", scene)["models"][0]["scores"],
+            got["scenes"][i]
+                .as_object()
+                .map(|o| {
+                    let mut o = o.clone();
+                    o.remove("scene");
+                    serde_json::Value::Object(o)
+                })
+                .unwrap()
+        );
+    }
+    assert_eq!(row("mission", "S1B")["models"][0]["scores"], got["pooled"]);
+    assert_eq!(row("service", "dmi")["models"][0]["small"], true);
+    // Every distance band together holds every labelled pixel.
+    let land: u64 = rows
+        .iter()
+        .filter(|r| r["dimension"] == "land")
+        .map(|r| r["models"][0]["pixels"][0].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        land,
+        row("mission", "S1B")["models"][0]["pixels"][0]
+            .as_u64()
+            .unwrap()
+    );
+    // Worst first by SOD; the same weights give zero differences.
+    let sod: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r["models"][0]["scores"]["SOD"].as_f64())
+        .collect();
+    assert!(sod.windows(2).all(|w| w[0] <= w[1]), "{sod:?}");
+    for r in rows {
+        assert_eq!(r["models"][1]["diff"]["SOD"].as_f64(), Some(0.0), "{r}");
+    }
+    assert!(rows.iter().all(|r| r["dimension"] != "class"));
+    assert!(b["classes"][0]["classes"].as_array().unwrap().len() > 10);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 1 + 2 * rows.len());
+    assert!(text.starts_with("dimension,group,model,SIC,SOD,FLOE,combined"));
+    // A bad dimension is refused with the valid ones listed.
+    let (ok, _, stderr) = icelens(&[
+        "evaluate",
+        "--model",
+        &path(MODEL),
+        &path(DMI),
+        "--by",
+        "colour",
+    ]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("error:") && stderr.contains("colour") && stderr.contains("region"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn convert_writes_each_format_and_refuses_an_unknown_one() {
+    for ext in ["pt", "safetensors", "bpk"] {
+        let out = tmp(&format!("converted.{ext}"));
+        let (ok, _, stderr) = icelens(&[
+            "convert",
+            "--model",
+            &path(MODEL),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{ext}: {stderr}");
+        // Each converted model gives the original's logits.
+        let dir = tmp(&format!("forward-{ext}"));
+        let (ok, _, stderr) = icelens(&[
+            "forward",
+            "--model",
+            out.to_str().unwrap(),
+            "--input",
+            &path("reference/odd_input.npy"),
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(ok, "{ext}: {stderr}");
+        let a = std::fs::read(dir.join("out_SOD.npy")).unwrap();
+        let want = std::fs::read(shared().join("reference/odd_out_SOD.npy")).unwrap();
+        let (a, want) = (
+            icelens_core::npy::read(&a).unwrap(),
+            icelens_core::npy::read(&want).unwrap(),
+        );
+        let diff = a
+            .to_f32()
+            .unwrap()
+            .iter()
+            .zip(want.to_f32().unwrap())
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-3, "{ext}: {diff}");
+    }
+    let (ok, _, stderr) = icelens(&[
+        "convert",
+        "--model",
+        &path(MODEL),
+        "--out",
+        tmp("x.onnx").to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && stderr.contains("x.onnx") && stderr.contains(".safetensors"),
+        "{stderr}"
+    );
+}

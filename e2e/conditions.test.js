@@ -1,0 +1,141 @@
+// Several labelled scenes and two models: the page ranks the conditions where the model is
+// worst with the numbers `icelens evaluate --by all` prints, highlights a condition, exports
+// the table; the viewer zooms, pans, swipes and inspects pixels.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { serve, launch, dropFiles, SHARED, OUTPUT } = require('./harness');
+
+const ROOT = path.resolve(__dirname, '..');
+const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
+const SCENES = ['20190412T103015_dmi_prep.nc', '20200117T211533_cis_prep.nc'].map((n) => path.join(SHARED, 'fixtures', n));
+const PT = path.join(SHARED, 'reference', 'pizza_marinara.pt');
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'icelens-e2e-'));
+const ST = path.join(TMP, 'pizza_marinara.safetensors');
+let server; let browser; let page; const pageErrors = [];
+
+const icelens = (...args) => execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', ...args],
+  { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+
+before(async () => {
+  // The second model is the first one written as safetensors by `icelens convert`.
+  icelens('convert', '--model', PT, '--out', ST);
+  server = await serve();
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  // The CPU backend: SwiftShader's WebGPU would take minutes for six runs.
+  await page.waitForFunction(() => document.querySelector('[data-testid="backend"]').textContent === 'webgpu', null, { timeout: 30000 });
+  await page.selectOption('select:has(option[value="cpu"])', 'cpu');
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  fs.rmSync(TMP, { recursive: true, force: true });
+});
+
+/** The page's ranked rows: dimension, group and each model's shown score. */
+const pageRows = () => page.$$eval('[data-testid="condition-row"]', (rows) => rows.map((r) => ({
+  dimension: r.dataset.dimension,
+  group: r.dataset.group,
+  scores: [...r.querySelectorAll('td[data-model-score]')].map((td) => Number(td.dataset.modelScore)),
+})));
+
+const same = (a, b) => (Number.isNaN(a) && b === null) || a === b;
+
+test('the conditions table equals `icelens evaluate --by all` for two models', { timeout: 300000 }, async () => {
+  await dropFiles(page, 'drop-zone', [
+    ...SCENES.map((p) => ({ name: path.basename(p), bytes: fs.readFileSync(p) })),
+    { name: path.basename(PT), bytes: fs.readFileSync(PT) },
+    { name: path.basename(ST), bytes: fs.readFileSync(ST) },
+  ]);
+  // Three labelled scenes (the demo and two fixtures), each scored by both models.
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid="condition-row"][data-dimension="scene"]')];
+    return rows.length === 3 && rows.every((r) => r.querySelectorAll('td[data-model-score]').length === 2);
+  }, null, { timeout: 240000 });
+  const cli = JSON.parse(icelens('evaluate', '--model', PT, '--model', ST, DEMO, ...SCENES, '--by', 'all', '--json'));
+  const want = cli.breakdown.rows;
+  for (const metric of ['combined', 'SIC']) {
+    if (metric !== 'combined') await page.selectOption('[data-testid="rank-select"]', metric);
+    const got = await pageRows();
+    assert.equal(got.length, want.length, 'as many rows as the CLI');
+    assert.ok(got.length > 15, `${got.length} rows`);
+    for (const row of got) {
+      const w = want.find((r) => r.dimension === row.dimension && r.group === row.group);
+      assert.ok(w, `CLI has ${row.dimension}/${row.group}`);
+      row.scores.forEach((s, i) => assert.ok(same(s, w.models[i].scores[metric]), `${row.dimension}/${row.group} model ${i} ${metric}: page ${s}, CLI ${w.models[i].scores[metric]}`));
+    }
+    // Worst first: the shown scores of the first model never decrease.
+    const first = got.map((r) => r.scores[0]).filter((s) => !Number.isNaN(s));
+    for (let i = 1; i < first.length; i++) assert.ok(first[i] >= first[i - 1], `ranked at ${i}`);
+  }
+  await page.selectOption('[data-testid="rank-select"]', 'combined');
+  // The same weights in two formats: every difference is zero.
+  const diffs = await page.$$eval('.condition-table .diff', (d) => d.map((x) => Number(x.textContent)));
+  assert.ok(diffs.length > 0 && diffs.every((d) => d === 0), JSON.stringify(diffs.slice(0, 5)));
+  assert.deepEqual(pageErrors, []);
+});
+
+test('clicking a condition highlights its pixels and zooms to its worst tile', async () => {
+  const fit = await page.textContent('[data-testid="zoom"]');
+  const row = page.locator('[data-testid="condition-row"][data-dimension="land"]').first();
+  await row.click();
+  await page.waitForFunction((z) => document.querySelector('[data-testid="zoom"]').textContent !== z, fit);
+  const lit = await page.evaluate(() => {
+    const c = document.querySelector('canvas.highlight');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let yes = 0; let no = 0;
+    for (let i = 0; i < d.length; i += 4) { if (d[i] === 255 && d[i + 1] === 230) yes++; else if (d[i + 3] === 150) no++; }
+    return { yes, no };
+  });
+  assert.ok(lit.yes > 1000 && lit.no > 1000, JSON.stringify(lit));
+  assert.match(await row.getAttribute('class'), /active/);
+  fs.mkdirSync(OUTPUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUTPUT, 'conditions.png') });
+});
+
+test('the breakdown exports as CSV and JSON', async () => {
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-csv"]')]);
+  const text = fs.readFileSync(await csv.path(), 'utf8');
+  const lines = text.trim().split('\n');
+  assert.equal(lines[0], 'dimension,group,model,SIC,SOD,FLOE,combined,pixels_SIC,pixels_SOD,pixels_FLOE,scenes,small');
+  const rows = await page.locator('[data-testid="condition-row"]').count();
+  assert.equal(lines.length - 1, rows * 2);
+  const [json] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-json"]')]);
+  const doc = JSON.parse(fs.readFileSync(await json.path(), 'utf8'));
+  assert.deepEqual([...doc.models].sort(), ['pizza_marinara.pt', 'pizza_marinara.safetensors']);
+  assert.equal(doc.rows.length, rows);
+});
+
+test('the viewer zooms with the keyboard, swipes and inspects pixels', async () => {
+  const viewport = page.locator('[data-testid="viewport"]');
+  await page.click('[data-testid="fit"]');
+  const fit = parseFloat(await page.textContent('[data-testid="zoom"]'));
+  await viewport.focus();
+  await page.keyboard.press('+');
+  await page.keyboard.press('+');
+  const zoomed = parseFloat(await page.textContent('[data-testid="zoom"]'));
+  assert.ok(zoomed > fit * 1.5, `${fit} -> ${zoomed}`);
+  await page.keyboard.press('ArrowLeft');
+  await page.keyboard.press('0');
+  assert.equal(parseFloat(await page.textContent('[data-testid="zoom"]')), fit);
+  const box = await viewport.boundingBox();
+  await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+  const inspector = await page.textContent('[data-testid="inspector"]');
+  assert.match(inspector, /line \d+, sample \d+/);
+  assert.match(inspector, /° [NS], .*° [EW]/);
+  assert.match(inspector, /SIC.*%/s);
+  await page.click('[data-testid="swipe"]');
+  await page.locator('[data-testid="swipe-handle"]').waitFor();
+  const clip = await page.$eval('canvas.compare', (c) => c.style.clipPath);
+  assert.match(clip, /inset/);
+  await page.click('[data-testid="swipe"]');
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,146 @@
+//! What can be drawn over the SAR, and the pixels of each layer.
+
+use icelens_core::breakdown::{tile_errors, TileGrid};
+use icelens_core::render::{chart_rgba, confidence_rgba, error_rgba};
+use icelens_core::{Chart, Scene};
+use icelens_model::Prediction;
+
+use crate::conditions::TILE;
+
+/// What is drawn over the SAR.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Layer {
+    None,
+    Chart(Chart),
+    Prediction(Chart),
+    Error(Chart),
+    Confidence(Chart),
+    /// The combined error per 64 x 64 px cell: where on the scene it goes wrong.
+    Tiles,
+}
+
+impl Layer {
+    pub fn key(self) -> String {
+        match self {
+            Layer::None => "none".into(),
+            Layer::Tiles => "tiles".into(),
+            Layer::Chart(c) => format!("chart-{c}"),
+            Layer::Prediction(c) => format!("pred-{c}"),
+            Layer::Error(c) => format!("error-{c}"),
+            Layer::Confidence(c) => format!("conf-{c}"),
+        }
+    }
+    pub fn from_key(k: &str) -> Layer {
+        if k == "tiles" {
+            return Layer::Tiles;
+        }
+        let Some((kind, chart)) = k.split_once('-') else {
+            return Layer::None;
+        };
+        let Some(c) = Chart::from_name(chart) else {
+            return Layer::None;
+        };
+        match kind {
+            "chart" => Layer::Chart(c),
+            "pred" => Layer::Prediction(c),
+            "error" => Layer::Error(c),
+            "conf" => Layer::Confidence(c),
+            _ => Layer::None,
+        }
+    }
+    pub fn all() -> Vec<(Layer, String)> {
+        let mut v = vec![(Layer::None, "None".to_string())];
+        for c in Chart::ALL {
+            v.push((Layer::Prediction(c), format!("Prediction: {c}")));
+        }
+        for c in Chart::ALL {
+            v.push((Layer::Chart(c), format!("Ice chart: {c}")));
+        }
+        for c in Chart::ALL {
+            v.push((Layer::Error(c), format!("Error: {c}")));
+        }
+        v.push((Layer::Tiles, "Error per 64 px tile".to_string()));
+        for c in Chart::ALL {
+            v.push((Layer::Confidence(c), format!("Confidence: {c}")));
+        }
+        v
+    }
+}
+
+/// RGBA pixels of a layer on the scene grid; `None` when the layer has nothing to show for
+/// this scene (no chart, or no prediction yet).
+pub fn layer_rgba(scene: &Scene, pred: Option<&Prediction>, layer: Layer) -> Option<Vec<u8>> {
+    match layer {
+        Layer::Chart(c) => scene.chart(c).map(|v| chart_rgba(v, c, 255)),
+        Layer::Prediction(c) => pred.map(|p| {
+            let mut rgba = chart_rgba(p.chart(c), c, 255);
+            // Predictions exist everywhere; show them only where the SAR has data.
+            for (i, px) in rgba.chunks_exact_mut(4).enumerate() {
+                if !scene.is_valid(i) {
+                    px[3] = 0;
+                }
+            }
+            rgba
+        }),
+        Layer::Error(c) => match (scene.chart(c), pred) {
+            (Some(truth), Some(p)) => Some(error_rgba(c, truth, p.chart(c))),
+            _ => None,
+        },
+        Layer::Confidence(c) => {
+            pred.map(|p| confidence_rgba(&p.confidence[c as usize], &scene.sar[0]))
+        }
+        Layer::Tiles => {
+            let p = pred?;
+            let maps = [
+                p.chart(Chart::SIC),
+                p.chart(Chart::SOD),
+                p.chart(Chart::FLOE),
+            ];
+            let grid = tile_errors(scene, maps, TILE).ok()?;
+            Some(tile_rgba(&grid))
+        }
+        Layer::None => None,
+    }
+}
+
+/// Each cell in the colour of its error (green right … red wrong); cells without labels clear.
+fn tile_rgba(grid: &TileGrid) -> Vec<u8> {
+    let mut rgba = vec![0u8; grid.lines * grid.samples * 4];
+    for line in 0..grid.lines {
+        for sample in 0..grid.samples {
+            let e = grid.error_at(line / grid.cell, sample / grid.cell);
+            if e.is_nan() {
+                continue;
+            }
+            let i = (line * grid.samples + sample) * 4;
+            rgba[i..i + 4].copy_from_slice(&ramp(e));
+        }
+    }
+    rgba
+}
+
+/// Green (0) to yellow (0.5) to red (1), opaque.
+fn ramp(e: f32) -> [u8; 4] {
+    let e = e.clamp(0.0, 1.0);
+    let (g, y, r) = ([40.0, 200.0, 120.0], [255.0, 230.0, 0.0], [255.0, 0.0, 0.0]);
+    let (a, b, t) = if e < 0.5 {
+        (g, y, e * 2.0)
+    } else {
+        (y, r, (e - 0.5) * 2.0)
+    };
+    let mix = |k: usize| (a[k] + (b[k] - a[k]) * t) as u8;
+    [mix(0), mix(1), mix(2), 255]
+}
+
+/// A translucent highlight of the pixels of a condition, everything else dimmed.
+pub fn highlight_rgba(mask: &[bool]) -> Vec<u8> {
+    let mut rgba = vec![0u8; mask.len() * 4];
+    for (px, &m) in rgba.chunks_exact_mut(4).zip(mask) {
+        if m {
+            px.copy_from_slice(&[255, 230, 0, 110]);
+        } else {
+            px.copy_from_slice(&[0, 0, 0, 150]);
+        }
+    }
+    rgba
+}

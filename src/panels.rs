@@ -1,0 +1,132 @@
+//! The side panels: scene and model cards, scores, legend.
+
+use std::sync::Arc;
+
+use icelens_core::meta::SceneMeta;
+use icelens_core::metrics::Scores;
+use icelens_core::render::css_colour;
+use icelens_core::{Chart, Scene};
+use icelens_model::SicHead;
+use leptos::prelude::*;
+
+use crate::inference::{Model, Run};
+use crate::layers::Layer;
+
+#[component]
+pub fn SceneCard(scene: Arc<Scene>) -> impl IntoView {
+    let m = &scene.meta;
+    let date = m
+        .acquired
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year, t.month, t.day))
+        .unwrap_or_else(|| "unknown date".into());
+    view! {
+        <div class="scene-name">{m.scene.clone()}</div>
+        <div class="scene-meta">
+            {SceneMeta::or_unknown(&m.ice_service).to_uppercase()} " · "
+            {SceneMeta::or_unknown(&m.region).to_string()} " · "
+            {SceneMeta::or_unknown(&m.mission).to_string()} " · " {date}
+        </div>
+        <div class="scene-meta">
+            {format!("{} x {} px · {} · {}", scene.lines, scene.samples, scene.container.as_str(),
+                if scene.has_charts() { "labelled" } else { "no charts" })}
+        </div>
+    }
+}
+
+#[component]
+pub fn ModelCard(model: Arc<Model>) -> impl IntoView {
+    let a = &model.net.arch;
+    let heads: Vec<_> = Chart::ALL
+        .iter()
+        .zip(a.head_outputs)
+        .map(|(c, n)| {
+            let text = if *c == Chart::SIC && a.sic == SicHead::Regression {
+                "1 output: regression of the class index, shown as a continuous 0–100 % ramp".to_string()
+            } else {
+                format!(
+                    "{n} outputs: {} classes plus the \"mask\" channel the training never targets (its loss ignores 255); an argmax there means no class",
+                    c.n_classes()
+                )
+            };
+            view! { <li><b>{c.name()}</b>" " {text}</li> }
+        })
+        .collect();
+    view! {
+        <div class="model-card" data-testid="model-card">
+            <div class="scene-name">{model.name.clone()}</div>
+            <div class="scene-meta">{format!("U-Net, {} levels, filters {:?}", a.levels(), a.filters)}</div>
+            <div class="scene-meta">{format!("{} trainable parameters{}", a.parameter_count(),
+                model.epoch.map(|e| format!(" · trained {} epochs", e + 1)).unwrap_or_default())}</div>
+            <ul class="heads">{heads}</ul>
+        </div>
+    }
+}
+
+#[component]
+pub fn ScoresPanel(
+    run: Signal<Option<Arc<Run>>>,
+    scene: Signal<Option<Arc<Scene>>>,
+) -> impl IntoView {
+    move || {
+        let r = run.get()?;
+        let labelled = scene.get().is_some_and(|s| s.has_charts());
+        let scores: Option<Scores> = r.scores;
+        Some(view! {
+            <section class="scores">
+                <h2>"Scores"</h2>
+                {match scores {
+                    Some(s) => view! {
+                        <table>
+                            <tr><td>"SIC R²"</td><td class="num" data-testid="score-SIC">{format!("{:.3}", s.SIC)}</td></tr>
+                            <tr><td>"SOD F1"</td><td class="num" data-testid="score-SOD">{format!("{:.3}", s.SOD)}</td></tr>
+                            <tr><td>"FLOE F1"</td><td class="num" data-testid="score-FLOE">{format!("{:.3}", s.FLOE)}</td></tr>
+                            <tr class="combined"><td>"Combined"</td><td class="num" data-testid="score-combined">{format!("{:.3}", s.combined)}</td></tr>
+                        </table>
+                    }.into_any(),
+                    None => view! { <p class="hint">{if labelled { "" } else { "This scene has no ice chart to score against." }}</p> }.into_any(),
+                }}
+                <p class="hint">{format!("{} in {:.1} s on {}", "Predicted", r.seconds, r.backend.key())}</p>
+            </section>
+        })
+    }
+}
+
+#[component]
+pub fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
+    move || {
+        let (title, chart) = match layer.get() {
+            Layer::Chart(c) => (format!("Ice chart · {}", c.title()), Some(c)),
+            Layer::Prediction(c) => (format!("Prediction · {}", c.title()), Some(c)),
+            Layer::Error(Chart::SIC) => {
+                return view! { <div class="legend"><h3>"Error · SIC"</h3><div class="ramp error-ramp"></div><p class="hint">"0 (green) … 100 % (red) absolute difference"</p></div> }.into_any()
+            }
+            Layer::Error(c) => {
+                return view! { <div class="legend"><h3>{format!("Error · {c}")}</h3><ul><li><span class="swatch" style="background:#eb2828"></span>"wrong class"</li><li><span class="swatch" style="background:#28c878"></span>"right class"</li></ul></div> }.into_any()
+            }
+            Layer::Confidence(c) => {
+                return view! { <div class="legend"><h3>{format!("Confidence · {c}")}</h3><div class="ramp conf-ramp"></div><p class="hint">"softmax probability of the predicted class, 0 … 1"</p></div> }.into_any()
+            }
+            Layer::Tiles => {
+                return view! { <div class="legend"><h3>"Error per 64 px tile"</h3><div class="ramp error-ramp"></div><p class="hint">"combined error of SIC, SOD and FLOE (weights 2/2/1): 0 (green) … 1 (red)"</p></div> }.into_any()
+            }
+            Layer::None => return view! { <div class="legend"></div> }.into_any(),
+        };
+        let chart = chart.expect("chart layers");
+        let items: Vec<_> = chart
+            .classes()
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let style = format!("background: {}", css_colour(chart, i as u8));
+                view! { <li><span class="swatch" style=style></span>{name.to_string()}</li> }
+            })
+            .collect();
+        view! {
+            <div class="legend">
+                <h3>{title}</h3>
+                <ul>{items}</ul>
+            </div>
+        }
+        .into_any()
+    }
+}

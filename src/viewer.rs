@@ -1,0 +1,419 @@
+//! The picture: SAR and layers, zoom and pan, the swipe divider and the pixel inspector.
+//!
+//! Each layer is drawn once into a canvas at the scene's own resolution; zooming and panning
+//! only change a CSS transform of the stack, which the browser composites on the GPU. Moving
+//! around a 26-megapixel scene therefore never touches its pixels again, and stays smooth
+//! while a model runs.
+
+use std::sync::Arc;
+
+use icelens_core::{Chart, Scene};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::inference::Run;
+use crate::layers::{highlight_rgba, layer_rgba, Layer};
+use crate::picture::draw;
+use icelens_core::render::{sar_rgba, SarView};
+
+/// Largest magnification: one scene pixel becomes this many screen pixels.
+const MAX_ZOOM: f64 = 48.0;
+
+/// Where the picture is looked at. Kept in the page state so that other parts (the
+/// conditions table, saved views) can move it.
+#[derive(Clone, Copy)]
+pub struct ViewState {
+    /// Screen pixels per scene pixel.
+    pub zoom: RwSignal<f64>,
+    /// Scene position (sample, line) at the centre of the viewport.
+    pub center: RwSignal<(f64, f64)>,
+    /// Divider position as a share of the viewport width; `None` when not comparing.
+    pub swipe: RwSignal<Option<f64>>,
+    /// Viewport size in CSS pixels.
+    pub size: RwSignal<(f64, f64)>,
+    /// Scene size (lines, samples) the current fit was made for.
+    pub scene_size: RwSignal<(usize, usize)>,
+}
+
+impl ViewState {
+    pub fn new() -> Self {
+        ViewState {
+            zoom: RwSignal::new(1.0),
+            center: RwSignal::new((0.0, 0.0)),
+            swipe: RwSignal::new(None),
+            size: RwSignal::new((800.0, 600.0)),
+            scene_size: RwSignal::new((1, 1)),
+        }
+    }
+
+    /// The zoom that shows the whole scene.
+    pub fn fit_zoom(&self) -> f64 {
+        let (w, h) = self.size.get_untracked();
+        let (lines, samples) = self.scene_size.get_untracked();
+        (w / samples.max(1) as f64).min(h / lines.max(1) as f64) * 0.98
+    }
+
+    /// Shows the whole scene.
+    pub fn fit(&self) {
+        let (lines, samples) = self.scene_size.get_untracked();
+        self.zoom.set(self.fit_zoom());
+        self.center.set((samples as f64 / 2.0, lines as f64 / 2.0));
+    }
+
+    /// Centres the view on a scene position at a given zoom.
+    pub fn focus(&self, line: f64, sample: f64, zoom: f64) {
+        self.zoom.set(self.clamp_zoom(zoom));
+        self.center.set((sample, line));
+    }
+
+    fn clamp_zoom(&self, z: f64) -> f64 {
+        z.clamp(self.fit_zoom() * 0.5, MAX_ZOOM)
+    }
+
+    /// Screen offset of the scene origin, and the zoom.
+    fn transform(&self) -> (f64, f64, f64) {
+        let (w, h) = self.size.get();
+        let s = self.zoom.get();
+        let (cx, cy) = self.center.get();
+        (w / 2.0 - cx * s, h / 2.0 - cy * s, s)
+    }
+
+    /// The scene position under a viewport point.
+    fn scene_at(&self, x: f64, y: f64) -> (f64, f64) {
+        let (w, h) = self.size.get_untracked();
+        let s = self.zoom.get_untracked();
+        let (cx, cy) = self.center.get_untracked();
+        (cx + (x - w / 2.0) / s, cy + (y - h / 2.0) / s)
+    }
+
+    /// Zooms by `factor`, keeping the scene point under (x, y) in place.
+    fn zoom_at(&self, x: f64, y: f64, factor: f64) {
+        let (px, py) = self.scene_at(x, y);
+        let (w, h) = self.size.get_untracked();
+        let s = self.clamp_zoom(self.zoom.get_untracked() * factor);
+        self.zoom.set(s);
+        self.center
+            .set((px - (x - w / 2.0) / s, py - (y - h / 2.0) / s));
+    }
+
+    fn pan_screen(&self, dx: f64, dy: f64) {
+        let s = self.zoom.get_untracked();
+        self.center.update(|(cx, cy)| {
+            *cx -= dx / s;
+            *cy -= dy / s;
+        });
+    }
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The layer shown on the other side of the swipe divider: prediction against chart.
+fn counterpart(layer: Layer) -> Layer {
+    match layer {
+        Layer::Prediction(c) => Layer::Chart(c),
+        Layer::Chart(c) | Layer::Error(c) | Layer::Confidence(c) => Layer::Prediction(c),
+        Layer::None | Layer::Tiles => Layer::Chart(Chart::SIC),
+    }
+}
+
+fn layer_name(layer: Layer) -> String {
+    match layer {
+        Layer::None => "SAR".into(),
+        Layer::Tiles => "Error per tile".into(),
+        Layer::Chart(c) => format!("Ice chart {c}"),
+        Layer::Prediction(c) => format!("Prediction {c}"),
+        Layer::Error(c) => format!("Error {c}"),
+        Layer::Confidence(c) => format!("Confidence {c}"),
+    }
+}
+
+fn canvas_draw(node: NodeRef<leptos::html::Canvas>, scene: &Scene, rgba: Option<Vec<u8>>) {
+    if let Some(canvas) = node.get() {
+        draw(
+            &canvas,
+            &rgba.unwrap_or_default(),
+            scene.samples,
+            scene.lines,
+        );
+    }
+}
+
+#[component]
+pub fn Viewer(
+    scene: Signal<Option<Arc<Scene>>>,
+    run: Signal<Option<Arc<Run>>>,
+    layer: RwSignal<Layer>,
+    opacity: RwSignal<u32>,
+    sar_view: RwSignal<SarView>,
+    view: ViewState,
+    highlight: RwSignal<Option<Arc<Vec<bool>>>>,
+) -> impl IntoView {
+    let viewport = NodeRef::<leptos::html::Div>::new();
+    let sar_canvas = NodeRef::<leptos::html::Canvas>::new();
+    let layer_canvas = NodeRef::<leptos::html::Canvas>::new();
+    let compare_canvas = NodeRef::<leptos::html::Canvas>::new();
+    let highlight_canvas = NodeRef::<leptos::html::Canvas>::new();
+    // Scene position under the pointer.
+    let hover: RwSignal<Option<(usize, usize)>> = RwSignal::new(None);
+    let drag: RwSignal<Option<(f64, f64)>> = RwSignal::new(None);
+    let swiping = RwSignal::new(false);
+
+    let measure = move || {
+        if let Some(el) = viewport.get_untracked() {
+            let (w, h) = (el.client_width() as f64, el.client_height() as f64);
+            if w > 0.0 && h > 0.0 && view.size.get_untracked() != (w, h) {
+                view.size.set((w, h));
+            }
+        }
+    };
+    let _resize = window_event_listener(leptos::ev::resize, move |_| measure());
+
+    // A new scene (or one of another size) is shown whole.
+    Effect::new(move |_| {
+        let Some(s) = scene.get() else { return };
+        viewport.get();
+        measure();
+        view.scene_size.set((s.lines, s.samples));
+        view.fit();
+    });
+    Effect::new(move |_| {
+        let Some(s) = scene.get() else { return };
+        if let Some(canvas) = sar_canvas.get() {
+            draw(&canvas, &sar_rgba(&s, sar_view.get()), s.samples, s.lines);
+        }
+    });
+    Effect::new(move |_| {
+        let Some(s) = scene.get() else { return };
+        let run = run.get();
+        let rgba = layer_rgba(&s, run.as_ref().map(|r| &r.prediction), layer.get());
+        canvas_draw(layer_canvas, &s, rgba);
+    });
+    Effect::new(move |_| {
+        let Some(s) = scene.get() else { return };
+        let rgba = if view.swipe.get().is_some() {
+            let run = run.get();
+            layer_rgba(
+                &s,
+                run.as_ref().map(|r| &r.prediction),
+                counterpart(layer.get()),
+            )
+        } else {
+            None
+        };
+        canvas_draw(compare_canvas, &s, rgba);
+    });
+    Effect::new(move |_| {
+        let Some(s) = scene.get() else { return };
+        let rgba = highlight
+            .get()
+            .filter(|m| m.len() == s.pixels())
+            .map(|m| highlight_rgba(&m));
+        canvas_draw(highlight_canvas, &s, rgba);
+    });
+
+    let local = move |x: i32, y: i32| -> (f64, f64) {
+        viewport
+            .get_untracked()
+            .map(|el| {
+                let r = el.get_bounding_client_rect();
+                (x as f64 - r.left(), y as f64 - r.top())
+            })
+            .unwrap_or((0.0, 0.0))
+    };
+    let on_wheel = move |ev: leptos::ev::WheelEvent| {
+        ev.prevent_default();
+        let (x, y) = local(ev.client_x(), ev.client_y());
+        let factor = (-ev.delta_y() * 0.0015).exp();
+        view.zoom_at(x, y, factor);
+    };
+    let on_down = move |ev: leptos::ev::PointerEvent| {
+        if let Some(el) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        {
+            let _ = el.set_pointer_capture(ev.pointer_id());
+        }
+        if ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|el| el.class_list().contains("swipe-handle"))
+        {
+            swiping.set(true);
+            return;
+        }
+        drag.set(Some((ev.client_x() as f64, ev.client_y() as f64)));
+    };
+    let on_move = move |ev: leptos::ev::PointerEvent| {
+        let (x, y) = local(ev.client_x(), ev.client_y());
+        if swiping.get_untracked() {
+            let (w, _) = view.size.get_untracked();
+            view.swipe.set(Some((x / w).clamp(0.0, 1.0)));
+            return;
+        }
+        if let Some((px, py)) = drag.get_untracked() {
+            let (cx, cy) = (ev.client_x() as f64, ev.client_y() as f64);
+            view.pan_screen(cx - px, cy - py);
+            drag.set(Some((cx, cy)));
+        }
+        let (sample, line) = view.scene_at(x, y);
+        let inside = scene.with_untracked(|s| {
+            s.as_ref().is_some_and(|s| {
+                line >= 0.0
+                    && sample >= 0.0
+                    && (line as usize) < s.lines
+                    && (sample as usize) < s.samples
+            })
+        });
+        hover.set(inside.then_some((line as usize, sample as usize)));
+    };
+    let on_up = move |_| {
+        drag.set(None);
+        swiping.set(false);
+    };
+    let on_key = move |ev: leptos::ev::KeyboardEvent| {
+        let (w, h) = view.size.get_untracked();
+        let step = 0.15;
+        match ev.key().as_str() {
+            "ArrowLeft" => view.pan_screen(w * step, 0.0),
+            "ArrowRight" => view.pan_screen(-w * step, 0.0),
+            "ArrowUp" => view.pan_screen(0.0, h * step),
+            "ArrowDown" => view.pan_screen(0.0, -h * step),
+            "+" | "=" => view.zoom_at(w / 2.0, h / 2.0, 1.25),
+            "-" | "_" => view.zoom_at(w / 2.0, h / 2.0, 0.8),
+            "0" => view.fit(),
+            _ => return,
+        }
+        ev.prevent_default();
+    };
+
+    let stack_style = move || {
+        let (tx, ty, s) = view.transform();
+        let (lines, samples) = view.scene_size.get();
+        format!(
+            "width: {samples}px; height: {lines}px; transform: translate({tx:.2}px, {ty:.2}px) scale({s:.5})"
+        )
+    };
+    // The divider is a screen position; the canvases are clipped in scene pixels.
+    let divider_scene_x = move || {
+        let (w, _) = view.size.get();
+        let (tx, _, s) = view.transform();
+        view.swipe.get().map(|f| (f * w - tx) / s)
+    };
+    let layer_style = move || {
+        let mut st = format!("opacity: {}", opacity.get() as f64 / 100.0);
+        if let Some(x) = divider_scene_x() {
+            let (_, samples) = view.scene_size.get();
+            st += &format!("; clip-path: inset(0 {:.2}px 0 0)", samples as f64 - x);
+        }
+        st
+    };
+    let compare_style = move || match divider_scene_x() {
+        Some(x) => format!(
+            "opacity: {}; clip-path: inset(0 0 0 {x:.2}px)",
+            opacity.get() as f64 / 100.0
+        ),
+        None => "display: none".into(),
+    };
+
+    view! {
+        <div class="viewport" node_ref=viewport tabindex="0" data-testid="viewport"
+            on:wheel=on_wheel on:pointerdown=on_down on:pointermove=on_move on:pointerup=on_up
+            on:pointercancel=on_up on:pointerleave=move |_| hover.set(None) on:keydown=on_key
+            class:dragging=move || drag.get().is_some()
+        >
+            <div class="stack" style=stack_style>
+                <canvas node_ref=sar_canvas class="sar"></canvas>
+                <canvas node_ref=layer_canvas class="layer" style=layer_style></canvas>
+                <canvas node_ref=compare_canvas class="compare" style=compare_style></canvas>
+                <canvas node_ref=highlight_canvas class="highlight"></canvas>
+            </div>
+            {move || view.swipe.get().map(|f| view! {
+                <div class="swipe-line" style=format!("left: {:.2}%", f * 100.0)>
+                    <div class="swipe-handle" data-testid="swipe-handle" title="Drag to compare">"⟺"</div>
+                    <span class="swipe-label left">{layer_name(layer.get())}</span>
+                    <span class="swipe-label right">{layer_name(counterpart(layer.get()))}</span>
+                </div>
+            })}
+            <div class="view-tools">
+                <button title="Compare with a swipe divider" class:on=move || view.swipe.get().is_some()
+                    data-testid="swipe" on:click=move |_| view.swipe.update(|s| *s = if s.is_some() { None } else { Some(0.5) })>"Swipe"</button>
+                <button title="Zoom in (+)" on:click=move |_| { let (w, h) = view.size.get_untracked(); view.zoom_at(w / 2.0, h / 2.0, 1.5) }>"+"</button>
+                <button title="Zoom out (−)" on:click=move |_| { let (w, h) = view.size.get_untracked(); view.zoom_at(w / 2.0, h / 2.0, 1.0 / 1.5) }>"−"</button>
+                <button title="Whole scene (0)" data-testid="fit" on:click=move |_| view.fit()>"Fit"</button>
+                <span class="zoom-level" data-testid="zoom">{move || format!("{:.0} %", view.zoom.get() * 100.0)}</span>
+            </div>
+            <Inspector scene=scene run=run hover=hover />
+        </div>
+    }
+}
+
+/// What is known about the pixel under the pointer.
+#[component]
+fn Inspector(
+    scene: Signal<Option<Arc<Scene>>>,
+    run: Signal<Option<Arc<Run>>>,
+    hover: RwSignal<Option<(usize, usize)>>,
+) -> impl IntoView {
+    move || {
+        let (line, sample) = hover.get()?;
+        let s = scene.get()?;
+        let i = line * s.samples + sample;
+        let (lat, lon) = s.lat_lon(line as f64, sample as f64);
+        let db = s
+            .sar_db(line, sample)
+            .map(|(hh, hv)| format!("HH {hh:.1} dB · HV {hv:.1} dB"))
+            .unwrap_or_else(|| "no SAR data".into());
+        let run = run.get();
+        let rows: Vec<_> = Chart::ALL
+            .iter()
+            .map(|&c| {
+                let class_name = |v: u8| {
+                    c.classes()
+                        .get(v as usize)
+                        .map(|n| n.to_string())
+                        .unwrap_or_else(|| {
+                            if v == 255 {
+                                "—".into()
+                            } else {
+                                "mask".into()
+                            }
+                        })
+                };
+                let truth = s.chart(c).map(|m| class_name(m[i]));
+                let pred = run.as_ref().map(|r| {
+                    let p = &r.prediction;
+                    match (c, &p.sic_value) {
+                        (Chart::SIC, Some(v)) => format!("{:.0} %", v[i].clamp(0.0, 10.0) * 10.0),
+                        _ => format!(
+                            "{} ({:.0} %)",
+                            class_name(p.chart(c)[i]),
+                            p.confidence[c as usize][i] * 100.0
+                        ),
+                    }
+                });
+                view! {
+                    <tr>
+                        <td>{c.name()}</td>
+                        <td>{truth.unwrap_or_else(|| "no chart".into())}</td>
+                        <td>{pred.unwrap_or_else(|| "—".into())}</td>
+                    </tr>
+                }
+            })
+            .collect();
+        Some(view! {
+            <div class="inspector" data-testid="inspector">
+                <div>{format!("line {line}, sample {sample}")}</div>
+                <div>{format!("{:.4}° {}, {:.4}° {}", lat.abs(), if lat >= 0.0 { "N" } else { "S" }, lon.abs(), if lon >= 0.0 { "E" } else { "W" })}</div>
+                <div>{db}</div>
+                <table>
+                    <tr><th></th><th>"chart"</th><th>"predicted"</th></tr>
+                    {rows}
+                </table>
+            </div>
+        })
+    }
+}
