@@ -20,6 +20,7 @@ pub mod meta;
 pub mod metrics;
 pub mod nc3;
 pub mod npy;
+pub mod plots;
 pub mod read;
 pub mod render;
 pub mod scene;

@@ -27,16 +27,23 @@ pub fn stretch_limits(values: &[f32], valid: &[f32], lo: f64, hi: f64) -> Option
     if v.is_empty() {
         return None;
     }
-    v.sort_unstable_by(f32::total_cmp);
-    // numpy's default 'linear' quantile.
-    let q = |p: f64| {
+    // numpy's default 'linear' quantile needs the values at ranks i and i + 1 only: a
+    // selection finds them in linear time, where sorting 20 M values took a second in wasm.
+    let mut q = |p: f64| {
         let pos = p * (v.len() - 1) as f64;
         let (i, f) = (pos.floor() as usize, pos.fract());
-        let a = v[i] as f64;
-        let b = v[(i + 1).min(v.len() - 1)] as f64;
+        let (_, a, rest) = v.select_nth_unstable_by(i, f32::total_cmp);
+        let a = *a as f64;
+        // The next rank is the smallest of what lies above rank i.
+        let b = rest
+            .iter()
+            .copied()
+            .min_by(f32::total_cmp)
+            .map_or(a, |b| b as f64);
         (a + (b - a) * f) as f32
     };
-    Some((q(lo), q(hi)))
+    let (l, h) = (q(lo), q(hi));
+    Some((l, h))
 }
 
 fn to_byte(x: f32, (lo, hi): (f32, f32)) -> u8 {
