@@ -85,3 +85,22 @@ test('layer and opacity controls change the overlay', async () => {
   await page.screenshot({ path: path.join(OUTPUT, 'main-view.png') });
   assert.deepEqual(consoleErrors, []);
 });
+
+test('the view lives in the URL fragment and a link restores it', async () => {
+  // The state of the previous test is written to the fragment within a second.
+  await page.waitForFunction(() => /layer=chart-SOD/.test(location.hash), null, { timeout: 5000 });
+  assert.match(await page.evaluate(() => location.hash), /scene=20210315T101500_dmi/);
+  // A link to a zoomed view of the demo scene with the FLOE chart, opened afresh.
+  const link = `http://127.0.0.1:${server.address().port}/#scene=20210315T101500_dmi&layer=chart-FLOE&zoom=4&x=100.0&y=120.0`;
+  const other = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  await other.goto(link);
+  await other.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  await other.waitForFunction(() => document.querySelector('[data-testid="zoom"]')?.textContent === '400 %', null, { timeout: 10000 });
+  assert.equal(await other.$eval('[data-testid="layer-select"]', (s) => s.value), 'chart-FLOE');
+  assert.match(await other.textContent('.legend'), /Floe/);
+  // The picture is centred on sample 100, line 120: the stack's offset says so.
+  const t = await other.$eval('.stack', (el) => new DOMMatrix(getComputedStyle(el).transform));
+  const vp = await other.$eval('[data-testid="viewport"]', (el) => [el.clientWidth, el.clientHeight]);
+  assert.ok(Math.abs(t.e + 100 * 4 - vp[0] / 2) < 1 && Math.abs(t.f + 120 * 4 - vp[1] / 2) < 1, `${t.e} ${t.f} ${vp}`);
+  await other.close();
+});

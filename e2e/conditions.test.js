@@ -114,6 +114,45 @@ test('the breakdown exports as CSV and JSON', async () => {
   assert.equal(doc.rows.length, rows);
 });
 
+test('charts of the breakdown and of the loaded scenes are drawn', async () => {
+  const first = await page.$eval('[data-testid="condition-row"]', (r) => r.dataset.group);
+  const chart = await page.locator('[data-testid="scores-chart"] svg').textContent();
+  assert.ok(chart.includes(first), `the chart names ${first}`);
+  assert.match(chart, /higher is better/);
+  await page.click('.conditions details.classes summary');
+  assert.equal(await page.locator('[data-testid="confusion-chart"] svg').count(), 6, 'three charts per model');
+  assert.match(await page.locator('[data-testid="confusion-chart"] svg').first().innerHTML(), /reference/);
+  await page.click('.conditions details.dataset summary');
+  assert.match(await page.locator('[data-testid="dataset-chart"]').first().innerHTML(), /Scenes by/);
+});
+
+test('two models: pick either, and see where one is right and the other wrong', async () => {
+  const items = page.locator('[data-testid="model-list"] li');
+  assert.equal(await items.count(), 2);
+  await items.nth(1).click();
+  const second = await items.nth(1).locator('.scene-name').textContent();
+  assert.match(await page.textContent('[data-testid="model-card"]'), new RegExp(second.replace('.', '\\.')));
+  await page.selectOption('[data-testid="layer-select"]', 'vs-SOD');
+  assert.match(await page.textContent('.legend'), /both wrong/);
+  // The same weights twice: never one right and the other wrong, often both wrong.
+  const px = await page.evaluate(() => {
+    const c = document.querySelector('canvas.layer');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let grey = 0; let split = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] === 0) continue;
+      if (d[i] === 130 && d[i + 1] === 130) grey++; else split++;
+    }
+    return { grey, split };
+  });
+  assert.ok(px.grey > 1000 && px.split === 0, JSON.stringify(px));
+  const [png] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="export-png"]')]);
+  const bytes = fs.readFileSync(await png.path());
+  assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
+  assert.ok(bytes.readUInt32BE(16) >= 1000, 'at least 1000 px wide');
+  await page.selectOption('[data-testid="layer-select"]', 'pred-SIC');
+});
+
 test('the viewer zooms with the keyboard, swipes and inspects pixels', async () => {
   const viewport = page.locator('[data-testid="viewport"]');
   await page.click('[data-testid="fit"]');

@@ -12,6 +12,7 @@ use leptos::task::spawn_local;
 
 use crate::conditions::{self, ConditionsPanel};
 use crate::files::{fetch_asset, file_list, read_file};
+use crate::fragment::{self, Fragment};
 use crate::inference::{self, Backend, Model, Run};
 use crate::layers::Layer;
 use crate::panels::{Legend, ModelCard, SceneCard, ScoresPanel};
@@ -63,6 +64,16 @@ pub fn App() -> impl IntoView {
 
     let scene = Signal::derive(move || scenes.with(|s| s.get(current.get()).cloned()));
     let model = Signal::derive(move || models.with(|m| m.get(model_index.get()).cloned()));
+    // The model compared against in the "versus" layer: the first loaded, or the second when
+    // the first is the one shown.
+    let other = Signal::derive(move || {
+        let (s, m) = (scene.get()?, model.get()?);
+        let o = models.with(|v| v.iter().find(|o| o.name != m.name).cloned())?;
+        runs.with(|r| {
+            r.get(&(s.file.clone(), o.name.clone(), backend.get().key()))
+                .cloned()
+        })
+    });
     let run = Signal::derive(move || {
         let (s, m) = (scene.get()?, model.get()?);
         runs.with(|r| {
@@ -84,6 +95,63 @@ pub fn App() -> impl IntoView {
         },
         |_, _| true,
     );
+
+    // The view named in the URL fragment, applied as its scene and model arrive; then the
+    // fragment follows the view.
+    let pending = StoredValue::new(fragment::read());
+    Effect::new(move |_| {
+        let mut f = pending.get_value();
+        if let Some(name) = f.scene.clone() {
+            let found = scenes.with(|v| {
+                v.iter()
+                    .position(|s| s.meta.scene == name)
+                    .map(|i| (i, (v[i].lines, v[i].samples)))
+            });
+            let Some((i, size)) = found else { return };
+            let target = f.zoom.zip(f.center);
+            if current.get_untracked() == i && view.scene_size.get_untracked() == size {
+                if let Some((z, (x, y))) = target {
+                    view.focus(y, x, z);
+                }
+            } else {
+                view.restore.set(target);
+                current.set(i);
+            }
+            f.scene = None;
+        }
+        if let Some(name) = f.model.clone() {
+            if let Some(i) = models.with(|v| v.iter().position(|m| m.name == name)) {
+                model_index.set(i);
+                f.model = None;
+            }
+        }
+        if let Some(key) = f.layer.take() {
+            layer.set(Layer::from_key(&key));
+        }
+        pending.set_value(f);
+    });
+    let last_written = StoredValue::new(String::new());
+    gloo_timers::callback::Interval::new(500, move || {
+        if pending.with_value(|p| p.scene.is_some()) {
+            return;
+        }
+        let f = Fragment {
+            scene: scene.get_untracked().map(|s| s.meta.scene.clone()),
+            model: model
+                .get_untracked()
+                .map(|m| m.name.clone())
+                .or_else(|| pending.with_value(|p| p.model.clone())),
+            layer: Some(layer.get_untracked().key()),
+            zoom: Some(view.zoom.get_untracked()),
+            center: Some(view.center.get_untracked()),
+        };
+        let hash = f.to_hash();
+        if last_written.with_value(|w| *w != hash) {
+            fragment::write(&f);
+            last_written.set_value(hash);
+        }
+    })
+    .forget();
 
     // Adds files as they come; a bad file reports and leaves everything else in place.
     let add_bytes = move |name: String, bytes: Result<Vec<u8>, String>| {
@@ -278,6 +346,14 @@ pub fn App() -> impl IntoView {
                     </section>
                     <section>
                         <h2>"Model"</h2>
+                        <ul class="scenes models" data-testid="model-list" class:hidden=move || models.with(|v| v.len() < 2)>
+                            <For each=move || models.get().into_iter().enumerate() key=|(i, m)| (*i, m.name.clone()) let((i, m))>
+                                <li class:active=move || model_index.get() == i on:click=move |_| model_index.set(i)>
+                                    <div class="scene-name">{m.name.clone()}</div>
+                                    <div class="scene-meta">{format!("{} levels · {} parameters", m.net.arch.levels(), m.net.arch.parameter_count())}</div>
+                                </li>
+                            </For>
+                        </ul>
                         {move || match model.get() {
                             Some(m) => view! { <ModelCard model=m /> }.into_any(),
                             None => view! { <p class="hint">"No model yet: drop the checkpoint your training notebook wrote (torch.save zip) or a safetensors file."</p> }.into_any(),
@@ -323,7 +399,7 @@ pub fn App() -> impl IntoView {
                     <ScoresPanel run=run scene=scene />
                 </aside>
                 <div class="stage">
-                    <Viewer scene=scene run=run layer=layer opacity=opacity sar_view=sar_view view=view highlight=highlight />
+                    <Viewer scene=scene run=run other=other layer=layer opacity=opacity sar_view=sar_view view=view highlight=highlight />
                     <div class="side">
                         <Legend layer=layer />
                         <ConditionsPanel scenes=scenes current=current models=models.into() breakdown=breakdown run=run view=view highlight=highlight />

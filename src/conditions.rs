@@ -10,7 +10,7 @@ use icelens_core::breakdown::{
     condition_mask, dataset_histograms, tile_errors, worst_tile, Accumulator, ClassRow, Comparison,
     ComparisonRow, Condition, Dimension, Metric,
 };
-use icelens_core::{Chart, Scene};
+use icelens_core::{plots, Chart, Scene};
 use leptos::prelude::*;
 use serde::Serialize;
 
@@ -301,6 +301,13 @@ pub fn ConditionsPanel(
                     }}
                 </tbody>
             </table>
+            {move || {
+                // The chart shows the dimension picked in "Show", else the worst row's.
+                let rows = rows.get();
+                let dim = only.get().or_else(|| rows.first().map(|r| r.dimension))?;
+                let svg = comparison.with(|c| plots::scores_svg(dim, &rows, &c.models, rank.get())).ok()?;
+                Some(view! { <div class="plot" data-testid="scores-chart" inner_html=svg></div> })
+            }}
             <details class="classes">
                 <summary>"Per reference class: precision, recall, F1"</summary>
                 {move || breakdown.with(|b| b.iter().map(|(a, classes)| view! {
@@ -311,6 +318,10 @@ pub fn ConditionsPanel(
                             <tr data-testid="class-row"><td>{format!("{} {}", c.chart.name(), c.name)}</td><td class="num">{fmt(c.precision)}</td><td class="num">{fmt(c.recall)}</td><td class="num">{fmt(c.f1)}</td><td class="num">{c.support}</td></tr>
                         }).collect::<Vec<_>>()}
                     </table>
+                    {a.confusion_tables().into_iter().filter_map(|t| {
+                        let names: Vec<String> = (0..=t.chart.n_classes() as u8).map(|c| class_label(t.chart, c)).collect();
+                        plots::confusion_svg(&t, &names).ok()
+                    }).map(|svg| view! { <div class="plot" data-testid="confusion-chart" inner_html=svg></div> }).collect::<Vec<_>>()}
                 }).collect::<Vec<_>>())}
             </details>
             <DatasetBars scenes=scenes />
@@ -324,31 +335,33 @@ pub fn ConditionsPanel(
 fn DatasetBars(scenes: RwSignal<Vec<Arc<Scene>>>) -> impl IntoView {
     move || {
         let metas: Vec<_> = scenes.with(|v| v.iter().map(|s| s.meta.clone()).collect());
-        let hist = dataset_histograms(&metas);
-        let max = hist
-            .iter()
-            .flat_map(|(_, g)| g.iter().map(|(_, n)| *n))
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let charts: Vec<_> = dataset_histograms(&metas)
+            .into_iter()
+            .filter_map(|(dim, groups)| plots::histogram_svg(dim, &groups).ok())
+            .map(
+                |svg| view! { <div class="plot" data-testid="dataset-chart" inner_html=svg></div> },
+            )
+            .collect();
         view! {
             <details class="dataset">
                 <summary>{format!("Loaded scenes ({})", metas.len())}</summary>
-                {hist.into_iter().map(|(dim, groups)| {
-                    view! {
-                        <h3>{dim.title()}</h3>
-                        <div class="bars">
-                            {groups.into_iter().map(|(g, n)| view! {
-                                <div class="bar-row">
-                                    <span class="bar-label">{g}</span>
-                                    <span class="bar" style=format!("width: {:.0}%", 100.0 * n as f64 / max as f64)></span>
-                                    <span class="bar-value">{n}</span>
-                                </div>
-                            }).collect::<Vec<_>>()}
-                        </div>
-                    }
-                }).collect::<Vec<_>>()}
+                {charts}
             </details>
         }
     }
+}
+
+/// A class's name for chart axes; the head's extra output is the "mask".
+fn class_label(chart: Chart, class: u8) -> String {
+    chart
+        .classes()
+        .get(class as usize)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| {
+            if class as usize == chart.n_classes() {
+                "mask".into()
+            } else {
+                class.to_string()
+            }
+        })
 }

@@ -17,6 +17,8 @@ pub enum Layer {
     Confidence(Chart),
     /// The combined error per 64 x 64 px cell: where on the scene it goes wrong.
     Tiles,
+    /// Where the model shown is right and the other model wrong, and the reverse.
+    Versus(Chart),
 }
 
 impl Layer {
@@ -24,6 +26,7 @@ impl Layer {
         match self {
             Layer::None => "none".into(),
             Layer::Tiles => "tiles".into(),
+            Layer::Versus(c) => format!("vs-{c}"),
             Layer::Chart(c) => format!("chart-{c}"),
             Layer::Prediction(c) => format!("pred-{c}"),
             Layer::Error(c) => format!("error-{c}"),
@@ -45,6 +48,7 @@ impl Layer {
             "pred" => Layer::Prediction(c),
             "error" => Layer::Error(c),
             "conf" => Layer::Confidence(c),
+            "vs" => Layer::Versus(c),
             _ => Layer::None,
         }
     }
@@ -61,6 +65,9 @@ impl Layer {
         }
         v.push((Layer::Tiles, "Error per 64 px tile".to_string()));
         for c in Chart::ALL {
+            v.push((Layer::Versus(c), format!("Versus other model: {c}")));
+        }
+        for c in Chart::ALL {
             v.push((Layer::Confidence(c), format!("Confidence: {c}")));
         }
         v
@@ -69,8 +76,19 @@ impl Layer {
 
 /// RGBA pixels of a layer on the scene grid; `None` when the layer has nothing to show for
 /// this scene (no chart, or no prediction yet).
-pub fn layer_rgba(scene: &Scene, pred: Option<&Prediction>, layer: Layer) -> Option<Vec<u8>> {
+///
+/// `other` is the other model's prediction of the scene, for [`Layer::Versus`].
+pub fn layer_rgba(
+    scene: &Scene,
+    pred: Option<&Prediction>,
+    other: Option<&Prediction>,
+    layer: Layer,
+) -> Option<Vec<u8>> {
     match layer {
+        Layer::Versus(c) => {
+            let (truth, b, a) = (scene.chart(c)?, pred?.chart(c), other?.chart(c));
+            Some(versus_rgba(truth, a, b))
+        }
         Layer::Chart(c) => scene.chart(c).map(|v| chart_rgba(v, c, 255)),
         Layer::Prediction(c) => pred.map(|p| {
             let mut rgba = chart_rgba(p.chart(c), c, 255);
@@ -101,6 +119,26 @@ pub fn layer_rgba(scene: &Scene, pred: Option<&Prediction>, layer: Layer) -> Opt
         }
         Layer::None => None,
     }
+}
+
+/// Green where `b` (the model shown) is right and `a` wrong, red for the reverse, grey where
+/// both are wrong; clear where both are right or there is no reference.
+fn versus_rgba(truth: &[u8], a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut rgba = vec![0u8; truth.len() * 4];
+    for (i, px) in rgba.chunks_exact_mut(4).enumerate() {
+        let t = truth[i];
+        if t == 255 {
+            continue;
+        }
+        let colour = match (a[i] == t, b[i] == t) {
+            (false, true) => [40, 200, 120, 235],
+            (true, false) => [235, 60, 60, 235],
+            (false, false) => [130, 130, 130, 110],
+            (true, true) => continue,
+        };
+        px.copy_from_slice(&colour);
+    }
+    rgba
 }
 
 /// Each cell in the colour of its error (green right … red wrong); cells without labels clear.

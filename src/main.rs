@@ -6,6 +6,7 @@
 mod app;
 mod conditions;
 mod files;
+mod fragment;
 mod inference;
 mod layers;
 mod panels;

@@ -106,6 +106,13 @@ pub fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
             Layer::Confidence(c) => {
                 return view! { <div class="legend"><h3>{format!("Confidence · {c}")}</h3><div class="ramp conf-ramp"></div><p class="hint">"softmax probability of the predicted class, 0 … 1"</p></div> }.into_any()
             }
+            Layer::Versus(c) => {
+                return view! { <div class="legend"><h3>{format!("Versus · {c}")}</h3><ul>
+                    <li><span class="swatch" style="background:#28c878"></span>"the model shown is right, the other wrong"</li>
+                    <li><span class="swatch" style="background:#eb3c3c"></span>"the other model is right, the one shown wrong"</li>
+                    <li><span class="swatch" style="background:#828282"></span>"both wrong"</li>
+                </ul><p class="hint">"The other model is the first one loaded (or the second, when the first is shown). Pixels both get right are clear."</p></div> }.into_any()
+            }
             Layer::Tiles => {
                 return view! { <div class="legend"><h3>"Error per 64 px tile"</h3><div class="ramp error-ramp"></div><p class="hint">"combined error of SIC, SOD and FLOE (weights 2/2/1): 0 (green) … 1 (red)"</p></div> }.into_any()
             }

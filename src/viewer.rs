@@ -13,8 +13,8 @@ use wasm_bindgen::JsCast;
 
 use crate::inference::Run;
 use crate::layers::{highlight_rgba, layer_rgba, Layer};
-use crate::picture::draw;
-use icelens_core::render::{sar_rgba, SarView};
+use crate::picture::{draw, export_png, LegendItem};
+use icelens_core::render::{css_colour, sar_rgba, SarView};
 
 /// Largest magnification: one scene pixel becomes this many screen pixels.
 const MAX_ZOOM: f64 = 48.0;
@@ -33,6 +33,9 @@ pub struct ViewState {
     pub size: RwSignal<(f64, f64)>,
     /// Scene size (lines, samples) the current fit was made for.
     pub scene_size: RwSignal<(usize, usize)>,
+    /// A view (zoom, centre) to show instead of the whole scene when the next scene appears:
+    /// how a link's view is restored.
+    pub restore: RwSignal<Option<(f64, (f64, f64))>>,
 }
 
 impl ViewState {
@@ -43,6 +46,7 @@ impl ViewState {
             swipe: RwSignal::new(None),
             size: RwSignal::new((800.0, 600.0)),
             scene_size: RwSignal::new((1, 1)),
+            restore: RwSignal::new(None),
         }
     }
 
@@ -117,6 +121,7 @@ fn counterpart(layer: Layer) -> Layer {
         Layer::Prediction(c) => Layer::Chart(c),
         Layer::Chart(c) | Layer::Error(c) | Layer::Confidence(c) => Layer::Prediction(c),
         Layer::None | Layer::Tiles => Layer::Chart(Chart::SIC),
+        Layer::Versus(c) => Layer::Prediction(c),
     }
 }
 
@@ -124,10 +129,43 @@ fn layer_name(layer: Layer) -> String {
     match layer {
         Layer::None => "SAR".into(),
         Layer::Tiles => "Error per tile".into(),
+        Layer::Versus(c) => format!("Versus {c}"),
         Layer::Chart(c) => format!("Ice chart {c}"),
         Layer::Prediction(c) => format!("Prediction {c}"),
         Layer::Error(c) => format!("Error {c}"),
         Layer::Confidence(c) => format!("Confidence {c}"),
+    }
+}
+
+/// The legend of a layer as (label, colour) pairs, for exported pictures.
+fn legend_items(layer: Layer) -> Vec<LegendItem> {
+    let item = |label: &str, colour: &str| LegendItem {
+        label: label.into(),
+        colour: colour.into(),
+    };
+    match layer {
+        Layer::Chart(c) | Layer::Prediction(c) => c
+            .classes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| item(n, &css_colour(c, i as u8)))
+            .collect(),
+        Layer::Error(Chart::SIC) | Layer::Tiles => vec![
+            item("right", "#28c878"),
+            item("half wrong", "#ffe600"),
+            item("wrong", "#ff0000"),
+        ],
+        Layer::Error(_) => vec![
+            item("right class", "#28c878"),
+            item("wrong class", "#eb2828"),
+        ],
+        Layer::Versus(_) => vec![
+            item("this model right, the other wrong", "#28c878"),
+            item("the other right, this one wrong", "#eb3c3c"),
+            item("both wrong", "#828282"),
+        ],
+        Layer::Confidence(_) => vec![item("low", "#0d0887"), item("high", "#f0f921")],
+        Layer::None => vec![],
     }
 }
 
@@ -146,6 +184,7 @@ fn canvas_draw(node: NodeRef<leptos::html::Canvas>, scene: &Scene, rgba: Option<
 pub fn Viewer(
     scene: Signal<Option<Arc<Scene>>>,
     run: Signal<Option<Arc<Run>>>,
+    other: Signal<Option<Arc<Run>>>,
     layer: RwSignal<Layer>,
     opacity: RwSignal<u32>,
     sar_view: RwSignal<SarView>,
@@ -179,6 +218,10 @@ pub fn Viewer(
         measure();
         view.scene_size.set((s.lines, s.samples));
         view.fit();
+        if let Some((zoom, (x, y))) = view.restore.get_untracked() {
+            view.restore.set(None);
+            view.focus(y, x, zoom);
+        }
     });
     Effect::new(move |_| {
         let Some(s) = scene.get() else { return };
@@ -189,7 +232,13 @@ pub fn Viewer(
     Effect::new(move |_| {
         let Some(s) = scene.get() else { return };
         let run = run.get();
-        let rgba = layer_rgba(&s, run.as_ref().map(|r| &r.prediction), layer.get());
+        let other = other.get();
+        let rgba = layer_rgba(
+            &s,
+            run.as_ref().map(|r| &r.prediction),
+            other.as_ref().map(|r| &r.prediction),
+            layer.get(),
+        );
         canvas_draw(layer_canvas, &s, rgba);
     });
     Effect::new(move |_| {
@@ -199,6 +248,7 @@ pub fn Viewer(
             layer_rgba(
                 &s,
                 run.as_ref().map(|r| &r.prediction),
+                None,
                 counterpart(layer.get()),
             )
         } else {
@@ -290,6 +340,38 @@ pub fn Viewer(
         ev.prevent_default();
     };
 
+    let save_png = move || {
+        let Some(s) = scene.get_untracked() else {
+            return;
+        };
+        let (w, h) = view.size.get_untracked();
+        let (x0, y0) = view.scene_at(0.0, 0.0);
+        let (x1, y1) = view.scene_at(w, h);
+        let (x0, y0) = (x0.max(0.0), y0.max(0.0));
+        let (x1, y1) = (x1.min(s.samples as f64), y1.min(s.lines as f64));
+        let alpha = opacity.get_untracked() as f64 / 100.0;
+        let mut layers = vec![];
+        for (node, a) in [
+            (sar_canvas, 1.0),
+            (layer_canvas, alpha),
+            (highlight_canvas, 1.0),
+        ] {
+            if let Some(c) = node.get_untracked() {
+                layers.push((c, a));
+            }
+        }
+        let l = layer.get_untracked();
+        let title = format!("{} · {}", s.meta.scene, layer_name(l));
+        if let Err(e) = export_png(
+            &format!("{}_{}.png", s.meta.scene, l.key()),
+            &layers,
+            (x0, y0, x1 - x0, y1 - y0),
+            &title,
+            &legend_items(l),
+        ) {
+            web_sys::console::warn_1(&e.into());
+        }
+    };
     let stack_style = move || {
         let (tx, ty, s) = view.transform();
         let (lines, samples) = view.scene_size.get();
@@ -344,6 +426,7 @@ pub fn Viewer(
                 <button title="Zoom in (+)" on:click=move |_| { let (w, h) = view.size.get_untracked(); view.zoom_at(w / 2.0, h / 2.0, 1.5) }>"+"</button>
                 <button title="Zoom out (−)" on:click=move |_| { let (w, h) = view.size.get_untracked(); view.zoom_at(w / 2.0, h / 2.0, 1.0 / 1.5) }>"−"</button>
                 <button title="Whole scene (0)" data-testid="fit" on:click=move |_| view.fit()>"Fit"</button>
+                <button title="Save what is in view, with its legend, as a PNG" data-testid="export-png" on:click=move |_| save_png()>"PNG"</button>
                 <span class="zoom-level" data-testid="zoom">{move || format!("{:.0} %", view.zoom.get() * 100.0)}</span>
             </div>
             <Inspector scene=scene run=run hover=hover />

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use icelens_core::breakdown::{
-    Accumulator, ClassRow, Comparison, ComparisonRow, Dimension, Metric,
+    dataset_histograms, Accumulator, ClassRow, Comparison, ComparisonRow, Dimension, Metric,
 };
 use icelens_core::metrics::{confusions, Confusion, Scores};
+use icelens_core::plots;
 use icelens_core::Chart;
 use icelens_model::UNet;
 use serde::Serialize;
@@ -63,6 +64,7 @@ pub struct Request<'a> {
     pub by: Option<&'a str>,
     pub rank: &'a str,
     pub csv: Option<&'a Path>,
+    pub plots: Option<&'a Path>,
 }
 
 /// The name a model goes by in tables: its file name, as the page shows it.
@@ -102,6 +104,7 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
         });
     }
     let mut failed = 0;
+    let mut metas = Vec::new();
     for (i, path) in req.scenes.iter().enumerate() {
         let result = load(path).and_then(|scene| {
             let charts = scene.charts.as_ref().ok_or_else(|| {
@@ -110,6 +113,7 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
                     scene.file
                 )
             })?;
+            metas.push(scene.meta.clone());
             // Every model predicts before any result is kept: a scene counts for all or none.
             let mut preds = Vec::new();
             for e in &entries {
@@ -171,6 +175,9 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
         std::fs::write(path, csv)
             .map_err(|e| format!("{}: cannot be written ({e})", path.display()))?;
     }
+    if let (Some(dir), Some(b)) = (req.plots, &breakdown) {
+        write_plots(dir, b, &entries, &metas)?;
+    }
     let models: Vec<ModelEvaluation> = entries
         .into_iter()
         .map(|e| ModelEvaluation {
@@ -205,6 +212,62 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
         return Err(String::new());
     }
     Ok(())
+}
+
+/// One SVG per dimension (scores), per model and chart (confusion), and per scene attribute
+/// (how many scenes), drawn by the same code as the page's charts.
+fn write_plots(
+    dir: &Path,
+    b: &Breakdown,
+    entries: &[Entry],
+    metas: &[icelens_core::SceneMeta],
+) -> Result<(), String> {
+    let write = |name: String, svg: Result<String, String>| -> Result<(), String> {
+        let path = dir.join(name);
+        std::fs::write(&path, svg?)
+            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for d in b.dimensions.iter().filter(|d| **d != Dimension::Class) {
+        write(
+            format!("scores_{}.svg", d.key()),
+            plots::scores_svg(*d, &b.rows, &b.models, b.ranked_by),
+        )?;
+    }
+    for (i, e) in entries.iter().enumerate() {
+        for table in e.acc.confusion_tables() {
+            // Names by class value: the chart's classes, then the head's "mask" output.
+            let names: Vec<String> = (0..=table.chart.n_classes() as u8)
+                .map(|c| class_label(table.chart, c))
+                .collect();
+            write(
+                format!("confusion_{}_{}.svg", i + 1, table.chart.name()),
+                plots::confusion_svg(&table, &names),
+            )?;
+        }
+    }
+    for (d, groups) in dataset_histograms(metas) {
+        write(
+            format!("dataset_{}.svg", d.key()),
+            plots::histogram_svg(d, &groups),
+        )?;
+    }
+    Ok(())
+}
+
+/// A class's name for chart axes (the head's extra output is the "mask").
+fn class_label(chart: Chart, class: u8) -> String {
+    chart
+        .classes()
+        .get(class as usize)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| {
+            if class as usize == chart.n_classes() {
+                "mask".into()
+            } else {
+                class.to_string()
+            }
+        })
 }
 
 /// Rows worst first by the first model's score; rows the first model lacks go last.

@@ -89,6 +89,10 @@ enum Command {
         /// Also write the breakdown as CSV.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Also draw the breakdown as SVG charts into this folder (scores per condition,
+        /// confusion matrices, scenes per service/region/month/year/mission).
+        #[arg(long)]
+        plots: Option<PathBuf>,
     },
     /// Write a model in another format: .pt (PyTorch), .safetensors or .bpk (burnpack).
     Convert {
@@ -137,6 +141,7 @@ fn main() -> ExitCode {
             by,
             rank,
             csv,
+            plots,
         } => evaluate::evaluate(&evaluate::Request {
             models: &model,
             scenes: &scenes,
@@ -144,6 +149,7 @@ fn main() -> ExitCode {
             by: by.as_deref(),
             rank: &rank,
             csv: csv.as_deref(),
+            plots: plots.as_deref(),
         }),
         Command::Convert { model, out } => model_cmds::convert(&model, &out),
         Command::Synth {

@@ -56,7 +56,9 @@ pub fn scores_svg(
     // Scores are ×100; R² can go far below zero, so the axis starts at the worst value.
     let lo = values.iter().copied().fold(0.0f64, f64::min).floor();
     let hi = values.iter().copied().fold(100.0f64, f64::max).ceil();
-    let height = 90 + n as u32 * (14 + 18 * m as u32);
+    // With several models, an empty band on top holds the legend clear of the bars.
+    let legend_band = usize::from(models.len() > 1);
+    let height = 90 + (n + legend_band) as u32 * (14 + 18 * m as u32);
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, height)).into_drawing_area();
@@ -84,7 +86,7 @@ pub fn scores_svg(
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(label_width)
-            .build_cartesian_2d(lo..hi, 0f64..n as f64)
+            .build_cartesian_2d(lo..hi, 0f64..(n + legend_band) as f64)
             .map_err(err)?;
         let names: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
         chart
@@ -94,9 +96,10 @@ pub fn scores_svg(
             .light_line_style(TRANSPARENT)
             .axis_style(GRID)
             .x_desc("score (×100; higher is better)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .label_style((FONT, 15).into_font().color(&TEXT))
             .axis_desc_style((FONT, 15).into_font().color(&TEXT))
-            .y_labels(n * 2 + 1)
+            .y_labels((n + legend_band) * 2 + 1)
             .y_label_formatter(&|y| {
                 // Labels sit at the middle of each group's band.
                 let k = y - 0.5;
@@ -130,7 +133,7 @@ pub fn scores_svg(
                 };
                 chart
                     .draw_series(std::iter::once(Rectangle::new(
-                        [(lo.max(0.0).min(v), y0), (v, y0 + band * 0.9)],
+                        [(0.0f64.max(lo), y0), (v, y0 + band * 0.9)],
                         style,
                     )))
                     .map_err(err)?;
@@ -152,7 +155,7 @@ pub fn scores_svg(
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(BACKGROUND.mix(0.9))
                 .border_style(GRID)
                 .label_font((FONT, 15).into_font().color(&TEXT))

@@ -32,8 +32,8 @@ fn quantiles_equal_numpys_and_skip_pixels_without_data() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let v = ((x >> 33) % 997) as f32 / 7.0 - 50.0;
-        values.push(if x % 101 == 0 { f32::NAN } else { v });
-        valid.push(if x % 13 == 0 { 0.0 } else { 1.0 });
+        values.push(if x.is_multiple_of(101) { f32::NAN } else { v });
+        valid.push(if x.is_multiple_of(13) { 0.0 } else { 1.0 });
     }
     let kept: Vec<f32> = values
         .iter()
