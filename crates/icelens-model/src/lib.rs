@@ -6,11 +6,14 @@
 //!   (im2col + SIMD GEMM, BatchNorm in eval mode folded into the convolutions).
 //! - [`infer_scene`] runs a whole scene, whole or in tiles with a halo, with progress and
 //!   cancellation, into per-chart class maps and confidences.
+//! - [`train`] trains or fine-tunes the network on burn's autodiff ([`TrainUNet`], [`Trainer`])
+//!   and exports PyTorch state_dicts.
 
 pub mod arch;
 pub mod cpu;
 pub mod gpu;
 pub mod infer;
+pub mod train;
 pub mod unet;
 
 /// The burn version the GPU path is built on, for callers that pick a device.
@@ -18,4 +21,8 @@ pub use burn;
 
 pub use arch::{Architecture, SicHead};
 pub use infer::{infer_scene, InferOptions, Prediction};
+pub use train::{
+    prepare_patches, sample_patches, split_validation, Freeze, Patch, StepReport, TrainConfig,
+    TrainEvent, TrainState, TrainUNet, Trainer, ValReport,
+};
 pub use unet::{Outputs, UNet};
