@@ -13,6 +13,7 @@ use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, ReadLimits, Scene};
 
 mod evaluate;
+mod finetune;
 mod model_cmds;
 mod report;
 
@@ -94,6 +95,55 @@ enum Command {
         #[arg(long)]
         plots: Option<PathBuf>,
     },
+    /// Train a U-Net on labelled scenes: transfer from --model, from scratch with --filters,
+    /// or from a smaller --model into --filters; writes the best-validation weights.
+    Finetune {
+        /// Start from this checkpoint (with --filters: copy its matching levels).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Filters per level for a new network, e.g. 16,32,32,32.
+        #[arg(long)]
+        filters: Option<String>,
+        /// A regression SIC head (one output) for a new network.
+        #[arg(long)]
+        regression: bool,
+        #[arg(required = true)]
+        scenes: Vec<PathBuf>,
+        /// The trained model: .pt, .safetensors or .bpk.
+        #[arg(long)]
+        out: PathBuf,
+        /// Patches drawn from the scenes (training and validation together).
+        #[arg(long, default_value_t = 64)]
+        patches: usize,
+        #[arg(long, default_value_t = 256)]
+        patch_size: usize,
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        /// Steps between validations.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        #[arg(long, default_value_t = 1e-4)]
+        lr: f64,
+        /// Share of patches held out (from other scenes when there are several).
+        #[arg(long, default_value_t = 0.2)]
+        val: f64,
+        /// Stop after this many validations without improvement (0: never).
+        #[arg(long, default_value_t = 3)]
+        patience: usize,
+        /// none, encoder or encoder+bridge.
+        #[arg(long, default_value = "none")]
+        freeze: String,
+        /// Loss weights of SIC, SOD and FLOE.
+        #[arg(long, num_args = 3, value_names = ["SIC", "SOD", "FLOE"])]
+        weights: Option<Vec<f32>>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// KEY=VALUE notes stored in a .bpk model (e.g. data=synthetic).
+        #[arg(long)]
+        note: Vec<String>,
+    },
     /// Write a model in another format: .pt (PyTorch), .safetensors or .bpk (burnpack).
     Convert {
         #[arg(long)]
@@ -152,6 +202,62 @@ fn main() -> ExitCode {
             plots: plots.as_deref(),
         }),
         Command::Convert { model, out } => model_cmds::convert(&model, &out),
+        Command::Finetune {
+            model,
+            filters,
+            regression,
+            scenes,
+            out,
+            patches,
+            patch_size,
+            batch,
+            epochs,
+            steps,
+            lr,
+            val,
+            patience,
+            freeze,
+            weights,
+            seed,
+            note,
+        } => finetune::parse_freeze(&freeze).and_then(|freeze| {
+            let notes: Vec<(String, String)> = note
+                .iter()
+                .filter_map(|n| {
+                    n.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                })
+                .collect();
+            let sic = if regression {
+                icelens_model::SicHead::Regression
+            } else {
+                icelens_model::SicHead::Classification
+            };
+            let config = icelens_model::train::TrainConfig {
+                lr,
+                batch_size: batch,
+                epochs,
+                steps_per_epoch: steps,
+                patch_size,
+                val_fraction: val,
+                patience,
+                freeze,
+                chart_weights: weights
+                    .map(|w| [w[0], w[1], w[2]])
+                    .unwrap_or_else(|| icelens_model::train::TrainConfig::default_weights(sic)),
+                seed,
+            };
+            finetune::finetune(&finetune::Request {
+                model: model.as_deref(),
+                filters: filters.as_deref(),
+                regression,
+                scenes: &scenes,
+                out: &out,
+                patches,
+                config,
+                notes: &notes,
+            })
+        }),
         Command::Synth {
             out,
             size,

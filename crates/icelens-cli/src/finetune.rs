@@ -1,0 +1,190 @@
+//! `icelens finetune`: trains a U-Net on labelled scenes, from a checkpoint (transfer
+//! learning), from scratch, or from a smaller model, with the same code the page uses.
+//!
+//! It runs on burn's wgpu backend (a real GPU through Vulkan/Metal/DX12, or Mesa's software
+//! Vulkan where there is none) with burn's autodiff and Adam; the best-validation weights are
+//! written as `.pt` (PyTorch's `torch.load` and the challenge's `UNet.load_state_dict` take
+//! it), `.safetensors` or `.bpk`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
+use icelens_core::Scene;
+use icelens_model::burn::tensor::Device;
+use icelens_model::train::{prepare_patches, Freeze, TrainConfig, TrainEvent, TrainUNet, Trainer};
+use icelens_model::SicHead;
+
+use crate::load;
+
+/// What `finetune` was asked for.
+pub struct Request<'a> {
+    pub model: Option<&'a Path>,
+    pub filters: Option<&'a str>,
+    pub regression: bool,
+    pub scenes: &'a [PathBuf],
+    pub out: &'a Path,
+    pub patches: usize,
+    pub config: TrainConfig,
+    pub notes: &'a [(String, String)],
+}
+
+/// Parses `8,16,32`.
+pub fn parse_filters(s: &str) -> Result<Vec<usize>, String> {
+    let f: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("--filters {s}: expected numbers like 16,32,32,32"))?;
+    if f.is_empty() || f.contains(&0) {
+        return Err(format!(
+            "--filters {s}: needs at least one level, none empty"
+        ));
+    }
+    Ok(f)
+}
+
+pub fn parse_freeze(s: &str) -> Result<Freeze, String> {
+    match s {
+        "none" => Ok(Freeze::Nothing),
+        "encoder" => Ok(Freeze::Encoder),
+        "encoder+bridge" => Ok(Freeze::EncoderAndBridge),
+        _ => Err(format!("--freeze {s}: use none, encoder or encoder+bridge")),
+    }
+}
+
+fn device() -> Result<Device, String> {
+    Device::wgpu_options()
+        .init()
+        .map_err(|e| format!("no wgpu adapter to train on ({e:?}); install a Vulkan driver (Mesa's lavapipe works without a GPU)"))
+}
+
+pub fn finetune(req: &Request) -> Result<(), String> {
+    let ext = req
+        .out
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if !matches!(ext.as_str(), "pt" | "pth" | "safetensors" | "bpk") {
+        return Err(format!(
+            "{}: unknown model format; use .pt, .safetensors or .bpk",
+            req.out.display()
+        ));
+    }
+    let mut scenes: Vec<Scene> = Vec::new();
+    for path in req.scenes {
+        match load(path) {
+            Ok(s) if s.has_charts() => scenes.push(s),
+            Ok(s) => eprintln!(
+                "error: {}: has no ice charts and cannot be trained on",
+                s.file
+            ),
+            Err(e) => eprintln!("error: {e}"),
+        }
+    }
+    if scenes.is_empty() {
+        return Err("no labelled scene to train on".into());
+    }
+    let device = device()?;
+    let sic = if req.regression {
+        SicHead::Regression
+    } else {
+        SicHead::Classification
+    };
+    let (model, start) = match (req.model, req.filters) {
+        (Some(path), None) => {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+            let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
+            let m = TrainUNet::from_state_dict(&sd, &device).map_err(|e| format!("{name}: {e}"))?;
+            (m, format!("from {name}"))
+        }
+        (Some(path), Some(f)) => {
+            let name = path.display().to_string();
+            let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+            let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
+            let filters = parse_filters(f)?;
+            let (m, copied) = TrainUNet::from_smaller(&sd, &filters, sic, req.config.seed, &device)
+                .map_err(|e| format!("{name}: {e}"))?;
+            (
+                m,
+                format!("filters {filters:?}, {} tensors from {name}", copied.len()),
+            )
+        }
+        (None, Some(f)) => {
+            let filters = parse_filters(f)?;
+            let m = TrainUNet::new(&filters, sic, req.config.seed, &device)?;
+            (m, format!("from scratch, filters {filters:?}"))
+        }
+        (None, None) => {
+            return Err(
+                "give --model (transfer), --filters (from scratch) or both (from a smaller model)"
+                    .into(),
+            )
+        }
+    };
+    let model = model.freeze_encoder(req.config.freeze);
+    let refs: Vec<&Scene> = scenes.iter().collect();
+    let (train, val) = prepare_patches(&refs, req.patches, &req.config)?;
+    eprintln!(
+        "training {start}: {} training and {} validation patches of {} px from {} scenes",
+        train.len(),
+        val.len(),
+        req.config.patch_size,
+        scenes.len()
+    );
+    let mut trainer = Trainer::new(model, req.config.clone(), train, val)?;
+    let started = Instant::now();
+    trainer.run(|event| {
+        match event {
+            TrainEvent::Step(s) => eprint!(
+                "\r  epoch {} step {}: loss {:.4} (SIC {:.3}, SOD {:.3}, FLOE {:.3})   ",
+                s.epoch + 1,
+                s.step,
+                s.loss,
+                s.chart_losses[0],
+                s.chart_losses[1],
+                s.chart_losses[2]
+            ),
+            TrainEvent::Validation(v) => eprintln!(
+                "\r  epoch {}: train {:.4}, validation {:.4} (SIC {:.3}, SOD {:.3}, FLOE {:.3}){} · {:.0} s",
+                v.epoch + 1,
+                v.train_loss,
+                v.loss,
+                v.chart_losses[0],
+                v.chart_losses[1],
+                v.chart_losses[2],
+                if v.improved { " best" } else { "" },
+                started.elapsed().as_secs_f64()
+            ),
+        }
+        true
+    })?;
+    let state = trainer.state().clone();
+    let best = trainer.into_best_model();
+    let sd = best.to_state_dict()?;
+    let epoch = state.best_epoch.map(|e| e as i64);
+    let mut meta: Vec<(&str, &str)> = vec![("trained_with", "icelens finetune")];
+    for (k, v) in req.notes {
+        meta.push((k, v));
+    }
+    let bytes = match ext.as_str() {
+        "pt" | "pth" => write_torch(&sd, epoch),
+        "safetensors" => write_safetensors(&sd),
+        _ => write_burnpack(&sd, &meta),
+    };
+    std::fs::write(req.out, bytes)
+        .map_err(|e| format!("{}: cannot be written ({e})", req.out.display()))?;
+    eprintln!(
+        "wrote {} (best validation {:.4} at epoch {}{})",
+        req.out.display(),
+        state.best_loss.unwrap_or(f32::NAN),
+        state.best_epoch.map_or(0, |e| e + 1),
+        if state.stopped_early {
+            ", stopped early"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
