@@ -39,6 +39,9 @@ pub struct Model {
     pub name: String,
     pub net: UNet,
     pub epoch: Option<i64>,
+    /// Notes stored with the weights (burnpack or safetensors metadata), e.g. what a model was
+    /// trained on.
+    pub notes: Vec<(String, String)>,
 }
 
 /// Recognises a model file by content: a torch.save zip, safetensors or burnpack.
@@ -55,6 +58,12 @@ pub fn load_model(name: &str, bytes: &[u8]) -> Result<Model, String> {
         name: name.to_string(),
         net,
         epoch: sd.epoch,
+        notes: sd
+            .metadata
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "data" | "purpose" | "trained_with"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     })
 }
 

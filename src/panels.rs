@@ -58,6 +58,7 @@ pub fn ModelCard(model: Arc<Model>) -> impl IntoView {
             <div class="scene-meta">{format!("{} trainable parameters{}", a.parameter_count(),
                 model.epoch.map(|e| format!(" · trained {} epochs", e + 1)).unwrap_or_default())}</div>
             <ul class="heads">{heads}</ul>
+            {model.notes.iter().map(|(k, v)| view! { <div class="scene-meta note">{format!("{k}: {v}")}</div> }).collect::<Vec<_>>()}
         </div>
     }
 }
