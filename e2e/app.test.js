@@ -3,6 +3,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { serve, launch, dropFiles, SHARED, OUTPUT } = require('./harness');
 
 let server; let browser; let page; const consoleErrors = [];
@@ -45,6 +46,21 @@ test('the demo scene renders on first load', async () => {
   const layer = await canvasStats('canvas.layer');
   assert.ok(layer.opaque > 0.3, `ice chart layer covers ${layer.opaque}`);
   assert.ok(layer.colours >= 3 && layer.colours <= 11, `SIC layer colours ${layer.colours}`);
+});
+
+test('the bundled demo model predicts the demo scene with the CLI scores', { timeout: 240000 }, async () => {
+  await page.locator('[data-testid="model-card"]').waitFor({ timeout: 30000 });
+  const card = await page.textContent('[data-testid="model-card"]');
+  assert.match(card, /icelens-demo\.bpk/);
+  assert.match(card, /synthetic/);
+  await page.locator('[data-testid="score-combined"]').waitFor({ timeout: 200000 });
+  const root = path.resolve(__dirname, '..');
+  const out = execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', 'evaluate', '--model',
+    path.join(root, 'models', 'icelens-demo.bpk'), path.join(root, 'assets', 'demo', '20210315T101500_dmi_prep.nc'), '--json'],
+  { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const want = JSON.parse(out).pooled.combined;
+  assert.equal(Number(await page.textContent('[data-testid="score-combined"]')), want);
+  assert.ok(want > 50, `the demo model scores ${want} on its demo scene`);
 });
 
 test('dropped netCDF-4 and netCDF-3 scenes join the list', async () => {
