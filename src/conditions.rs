@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use icelens_core::breakdown::{
-    condition_mask, dataset_histograms, tile_errors, worst_tile, Accumulator, ClassRow, Comparison,
-    ComparisonRow, Condition, Dimension, Metric,
+    class_name, condition_mask, dataset_histograms, tile_errors, worst_tile, Accumulator, ClassRow,
+    Comparison, ComparisonRow, Condition, Dimension, Metric,
 };
 use icelens_core::{plots, Chart, Scene};
 use leptos::prelude::*;
@@ -49,29 +49,6 @@ pub fn accumulate(
             (acc, classes)
         })
         .collect()
-}
-
-/// Rows worst first by the first model's score, without the reference-class groups (they
-/// get their own precision/recall table), as `icelens evaluate --by` prints them.
-pub fn ranked(c: &Comparison, by: Metric, only: Option<Dimension>) -> Vec<ComparisonRow> {
-    let key = |r: &ComparisonRow| {
-        r.models
-            .first()
-            .cloned()
-            .flatten()
-            .map_or(f64::NAN, |m| by.of(&m.scores))
-    };
-    let mut rows: Vec<ComparisonRow> = c
-        .rows
-        .iter()
-        .filter(|r| r.dimension != Dimension::Class && only.is_none_or(|d| d == r.dimension))
-        .cloned()
-        .collect();
-    rows.sort_by(|a, b| match (key(a).is_nan(), key(b).is_nan()) {
-        (false, false) => key(a).total_cmp(&key(b)),
-        (x, y) => x.cmp(&y),
-    });
-    rows
 }
 
 #[derive(Serialize)]
@@ -141,7 +118,7 @@ pub fn ConditionsPanel(
     let comparison = Memo::new(move |_| {
         breakdown.with(|b| Comparison::new(&b.iter().map(|(a, _)| a).collect::<Vec<_>>()))
     });
-    let rows = Memo::new(move |_| comparison.with(|c| ranked(c, rank.get(), only.get())));
+    let rows = Memo::new(move |_| comparison.with(|c| c.ranked(rank.get(), only.get())));
 
     // Shows the selected condition on the current scene and jumps to its worst tile; a
     // scene-level condition first switches to a scene of that group.
@@ -195,8 +172,8 @@ pub fn ConditionsPanel(
     });
 
     let export = move |json: bool| {
-        let (names, rows) = comparison
-            .with_untracked(|c| (c.models.clone(), ranked(c, rank.get_untracked(), None)));
+        let (names, rows) =
+            comparison.with_untracked(|c| (c.models.clone(), c.ranked(rank.get_untracked(), None)));
         if json {
             breakdown.with_untracked(|b| {
                 let doc = Export {
@@ -319,7 +296,7 @@ pub fn ConditionsPanel(
                         }).collect::<Vec<_>>()}
                     </table>
                     {a.confusion_tables().into_iter().filter_map(|t| {
-                        let names: Vec<String> = (0..=t.chart.n_classes() as u8).map(|c| class_label(t.chart, c)).collect();
+                        let names: Vec<String> = (0..=t.chart.n_classes() as u8).map(|c| class_name(t.chart, c as usize)).collect();
                         plots::confusion_svg(&t, &names).ok()
                     }).map(|svg| view! { <div class="plot" data-testid="confusion-chart" inner_html=svg></div> }).collect::<Vec<_>>()}
                 }).collect::<Vec<_>>())}
@@ -349,19 +326,4 @@ fn DatasetBars(scenes: RwSignal<Vec<Arc<Scene>>>) -> impl IntoView {
             </details>
         }
     }
-}
-
-/// A class's name for chart axes; the head's extra output is the "mask".
-fn class_label(chart: Chart, class: u8) -> String {
-    chart
-        .classes()
-        .get(class as usize)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| {
-            if class as usize == chart.n_classes() {
-                "mask".into()
-            } else {
-                class.to_string()
-            }
-        })
 }

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use icelens_core::breakdown::{
-    dataset_histograms, Accumulator, ClassRow, Comparison, ComparisonRow, Dimension, Metric,
+    class_name, dataset_histograms, Accumulator, ClassRow, Comparison, ComparisonRow, Dimension,
+    Metric,
 };
 use icelens_core::metrics::{confusions, Confusion, Scores};
 use icelens_core::plots;
@@ -152,7 +153,7 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
             dimensions: dims.clone(),
             ranked_by: rank,
             models: comparison.models.clone(),
-            rows: ranked(&comparison, rank),
+            rows: comparison.ranked(rank, None),
             classes: if dims.contains(&Dimension::Class) {
                 entries
                     .iter()
@@ -238,7 +239,7 @@ fn write_plots(
         for table in e.acc.confusion_tables() {
             // Names by class value: the chart's classes, then the head's "mask" output.
             let names: Vec<String> = (0..=table.chart.n_classes() as u8)
-                .map(|c| class_label(table.chart, c))
+                .map(|c| class_name(table.chart, c as usize))
                 .collect();
             write(
                 format!("confusion_{}_{}.svg", i + 1, table.chart.name()),
@@ -253,45 +254,6 @@ fn write_plots(
         )?;
     }
     Ok(())
-}
-
-/// A class's name for chart axes (the head's extra output is the "mask").
-fn class_label(chart: Chart, class: u8) -> String {
-    chart
-        .classes()
-        .get(class as usize)
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| {
-            if class as usize == chart.n_classes() {
-                "mask".into()
-            } else {
-                class.to_string()
-            }
-        })
-}
-
-/// Rows worst first by the first model's score; rows the first model lacks go last.
-/// Reference-class groups are left to the per-class table: within one class, R² and weighted
-/// F1 are degenerate (a single true value), precision and recall are what tells.
-fn ranked(c: &Comparison, by: Metric) -> Vec<ComparisonRow> {
-    let key = |r: &ComparisonRow| {
-        r.models
-            .first()
-            .cloned()
-            .flatten()
-            .map_or(f64::NAN, |m| by.of(&m.scores))
-    };
-    let mut rows: Vec<ComparisonRow> = c
-        .rows
-        .iter()
-        .filter(|r| r.dimension != Dimension::Class)
-        .cloned()
-        .collect();
-    rows.sort_by(|a, b| match (key(a).is_nan(), key(b).is_nan()) {
-        (false, false) => key(a).total_cmp(&key(b)),
-        (x, y) => x.cmp(&y),
-    });
-    rows
 }
 
 fn num(x: f64) -> String {

@@ -540,7 +540,9 @@ pub struct ClassRow {
     pub predicted: u64,
 }
 
-fn class_name(chart: Chart, class: usize) -> String {
+/// A class's name: from the chart's class table, `"mask output"` for the head's extra output
+/// (§c.2), `"invalid N"` beyond.
+pub fn class_name(chart: Chart, class: usize) -> String {
     match chart.classes().get(class) {
         Some(name) => name.to_string(),
         None if class == chart.n_classes() => "mask output".to_string(),
@@ -947,6 +949,28 @@ impl Comparison {
             models: tables.into_iter().map(|(name, _)| name).collect(),
             rows,
         }
+    }
+
+    /// The ranking the page and `icelens evaluate --by` show: rows worst first by the first
+    /// model's score (rows it lacks last), optionally of one dimension. Reference-class groups
+    /// are left out: within one class R² and weighted F1 are degenerate (a single true value),
+    /// and [`ClassRow`]'s precision and recall tell instead.
+    pub fn ranked(&self, by: Metric, only: Option<Dimension>) -> Vec<ComparisonRow> {
+        let key = |r: &ComparisonRow| {
+            r.models
+                .first()
+                .cloned()
+                .flatten()
+                .map_or(f64::NAN, |m| by.of(&m.scores))
+        };
+        let mut rows: Vec<ComparisonRow> = self
+            .rows
+            .iter()
+            .filter(|r| r.dimension != Dimension::Class && only.is_none_or(|d| d == r.dimension))
+            .cloned()
+            .collect();
+        rows.sort_by(|a, b| worst_first(key(a), key(b)));
+        rows
     }
 
     /// Rows sorted by how much model `model` lost against the first model on a metric,
