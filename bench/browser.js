@@ -15,12 +15,12 @@
 // OUT_JSON (default bench/out/browser/results.json), ONLY (large,small), WEBGPU=0 (no WebGPU
 // runs), CHROMIUM.
 'use strict';
-const http = require('node:http');
 const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
-const { launch } = require(path.join(ROOT, 'e2e', 'harness.js'));
+const harness = require(path.join(ROOT, 'e2e', 'harness.js'));
+const { launch } = harness;
 
 const SHARED = process.env.ICELENS_SHARED || path.resolve(ROOT, '..', 'shared');
 const DIST = path.resolve(process.env.DIST || path.join(ROOT, 'dist'));
@@ -34,26 +34,6 @@ const WEBGPU_TIMEOUT_S = Number(process.env.WEBGPU_TIMEOUT_S || 300);
 const OUT_JSON = process.env.OUT_JSON || path.join(__dirname, 'out', 'browser', 'results.json');
 const ONLY = (process.env.ONLY || 'large,small').split(',');
 const USE_WEBGPU = process.env.WEBGPU !== '0';
-
-const TYPES = {
-  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.json': 'application/json', '.png': 'image/png',
-};
-
-/** Static server for DIST (the harness's serves the fixed <repo>/dist). */
-function serve() {
-  if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error(`no ${DIST}/index.html`);
-  const server = http.createServer((req, res) => {
-    const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    let file = path.normalize(path.join(DIST, url));
-    if (!file.startsWith(DIST)) { res.writeHead(403); return res.end(); }
-    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    if (!fs.existsSync(file)) { res.writeHead(404); return res.end(); }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
 
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -317,7 +297,7 @@ async function benchSmall(port, out) {
 }
 
 (async () => {
-  const server = await serve();
+  const server = await harness.serve(DIST);
   const port = server.address().port;
   const out = { dist: DIST, started: new Date().toISOString(), loadavg_start: require('node:os').loadavg(), cpus: require('node:os').cpus().length };
   try {

@@ -15,14 +15,15 @@ const TYPES = {
   '.css': 'text/css', '.json': 'application/json', '.png': 'image/png',
 };
 
-function serve() {
-  if (!fs.existsSync(path.join(DIST, 'index.html'))) {
-    throw new Error(`no ${DIST}/index.html: run 'trunk build --release' first`);
+/** Serves a built page (default <repo>/dist) on 127.0.0.1 at a free port. */
+function serve(dist = DIST) {
+  if (!fs.existsSync(path.join(dist, 'index.html'))) {
+    throw new Error(`no ${dist}/index.html: run 'trunk build --release' first`);
   }
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    let file = path.normalize(path.join(DIST, url));
-    if (!file.startsWith(DIST)) { res.writeHead(403); return res.end(); }
+    let file = path.normalize(path.join(dist, url));
+    if (!file.startsWith(dist)) { res.writeHead(403); return res.end(); }
     if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
     if (!fs.existsSync(file)) { res.writeHead(404); return res.end(); }
     res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });

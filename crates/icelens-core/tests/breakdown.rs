@@ -15,22 +15,6 @@ use icelens_core::scene::TiePoints;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, Chart, Container, ReadLimits, Scene, SceneMeta};
 
-/// A fixture scene and the reference predictions of `pizza_marinara` for it.
-fn fixture(name: &str) -> (Scene, Vec<Vec<u8>>) {
-    let scene = read_scene(name, fixture_bytes(name), &ReadLimits::default()).unwrap();
-    let npz = reference_bytes(&format!("scene_{}.npz", &name[..19]));
-    let pred = Chart::ALL
-        .iter()
-        .map(|c| {
-            npy::read_npz_member(&npz, &format!("pred_{}", c.name()))
-                .unwrap()
-                .to_u8()
-                .unwrap()
-        })
-        .collect();
-    (scene, pred)
-}
-
 fn preds(p: &[Vec<u8>]) -> [&[u8]; 3] {
     [&p[0], &p[1], &p[2]]
 }
@@ -154,7 +138,7 @@ fn scene_rows_equal_the_reference_scores() {
         serde_json::from_slice(&reference_bytes("scene_reference.json")).unwrap();
     let mut acc = Accumulator::all("pizza_marinara");
     for name in FIXTURES {
-        let (scene, pred) = fixture(name);
+        let (scene, pred) = fixture_with_reference_pred(name);
         let labelled = acc.add_scene(&scene, preds(&pred)).unwrap();
         assert_eq!(labelled, scene.has_charts(), "{name}");
     }
@@ -227,7 +211,10 @@ fn scene_rows_equal_the_reference_scores() {
 
 #[test]
 fn breakdown_equals_an_independent_numpy_sklearn_computation() {
-    let mut scenes: Vec<(Scene, Vec<Vec<u8>>)> = FIXTURES[..2].iter().map(|n| fixture(n)).collect();
+    let mut scenes: Vec<(Scene, Vec<Vec<u8>>)> = FIXTURES[..2]
+        .iter()
+        .map(|n| fixture_with_reference_pred(n))
+        .collect();
     let s = synth_scene(300, 260, 11, "cis", "20200905T120000");
     let p = perturbed(&s, 5);
     scenes.push((s, p));

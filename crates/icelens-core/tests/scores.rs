@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use icelens_core::metrics::{confusions, Confusion, Scores};
-use icelens_core::{npy, read_scene, Chart, ReadLimits};
+use icelens_core::Chart;
 
 #[test]
 fn scores_equal_the_reference_per_scene_and_pooled() {
@@ -12,17 +12,7 @@ fn scores_equal_the_reference_per_scene_and_pooled() {
         serde_json::from_slice(&reference_bytes("scene_reference.json")).unwrap();
     let mut pooled: [Confusion; 3] = Default::default();
     for name in &FIXTURES[..2] {
-        let scene = read_scene(name, fixture_bytes(name), &ReadLimits::default()).unwrap();
-        let npz = reference_bytes(&format!("scene_{}.npz", &name[..19]));
-        let pred: Vec<Vec<u8>> = Chart::ALL
-            .iter()
-            .map(|c| {
-                npy::read_npz_member(&npz, &format!("pred_{}", c.name()))
-                    .unwrap()
-                    .to_u8()
-                    .unwrap()
-            })
-            .collect();
+        let (scene, pred) = fixture_with_reference_pred(name);
         let conf = confusions(
             scene.charts.as_ref().unwrap(),
             [&pred[0], &pred[1], &pred[2]],

@@ -29,3 +29,21 @@ pub fn fixture_bytes(name: &str) -> Vec<u8> {
 pub fn reference_bytes(name: &str) -> Vec<u8> {
     std::fs::read(shared().join("reference").join(name)).expect("reference readable")
 }
+
+/// A fixture scene and the reference `pred_SIC/SOD/FLOE` maps of `pizza_marinara` for it
+/// (`scene_<name>.npz`).
+pub fn fixture_with_reference_pred(name: &str) -> (icelens_core::Scene, Vec<Vec<u8>>) {
+    use icelens_core::{npy, read_scene, Chart, ReadLimits};
+    let scene = read_scene(name, fixture_bytes(name), &ReadLimits::default()).unwrap();
+    let npz = reference_bytes(&format!("scene_{}.npz", &name[..19]));
+    let pred = Chart::ALL
+        .iter()
+        .map(|c| {
+            npy::read_npz_member(&npz, &format!("pred_{}", c.name()))
+                .unwrap()
+                .to_u8()
+                .unwrap()
+        })
+        .collect();
+    (scene, pred)
+}
