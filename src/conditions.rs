@@ -59,28 +59,8 @@ struct Export<'a> {
     classes: Vec<(String, &'a [ClassRow])>,
 }
 
-/// Offers text as a file download.
 fn download(name: &str, mime: &str, text: &str) {
-    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
-    let opts = web_sys::BlobPropertyBag::new();
-    opts.set_type(mime);
-    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts) else {
-        return;
-    };
-    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
-        return;
-    };
-    if let Some(a) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.create_element("a").ok())
-    {
-        let _ = a.set_attribute("href", &url);
-        let _ = a.set_attribute("download", name);
-        if let Some(a) = wasm_bindgen::JsCast::dyn_ref::<web_sys::HtmlElement>(&a) {
-            a.click();
-        }
-    }
-    let _ = web_sys::Url::revoke_object_url(&url);
+    crate::files::download(name, mime, text.as_bytes());
 }
 
 /// Higher scores are better: a positive difference is an improvement.
@@ -111,10 +91,11 @@ pub fn ConditionsPanel(
     run: Signal<Option<Arc<Run>>>,
     view: ViewState,
     highlight: RwSignal<Option<Arc<Vec<bool>>>>,
+    /// The condition picked in the table: highlighted here, a subset for fine-tuning.
+    selected: RwSignal<Option<Condition>>,
 ) -> impl IntoView {
     let rank = RwSignal::new(Metric::Combined);
     let only: RwSignal<Option<Dimension>> = RwSignal::new(None);
-    let selected: RwSignal<Option<Condition>> = RwSignal::new(None);
     let comparison = Memo::new(move |_| {
         breakdown.with(|b| Comparison::new(&b.iter().map(|(a, _)| a).collect::<Vec<_>>()))
     });

@@ -6,8 +6,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use icelens_core::checkpoint::load_state_dict;
+use icelens_core::checkpoint::{load_state_dict, StateDict};
 use icelens_core::metrics::{confusions, Scores};
 use icelens_core::{Chart, Scene};
 use icelens_model::burn::tensor::wgpu::WgpuBackend;
@@ -42,6 +43,8 @@ pub struct Model {
     /// Notes stored with the weights (burnpack or safetensors metadata), e.g. what a model was
     /// trained on.
     pub notes: Vec<(String, String)>,
+    /// The weights as loaded: fine-tuning starts from them and exports keep their key order.
+    pub state: Arc<StateDict>,
 }
 
 /// Recognises a model file by content: a torch.save zip, safetensors or burnpack.
@@ -53,6 +56,11 @@ pub fn is_model_file(bytes: &[u8]) -> bool {
 
 pub fn load_model(name: &str, bytes: &[u8]) -> Result<Model, String> {
     let sd = load_state_dict(name, bytes).map_err(|e| e.to_string())?;
+    model_from_state(name, sd)
+}
+
+/// A model from weights already in memory (a file's, or a fine-tuning run's).
+pub fn model_from_state(name: &str, sd: StateDict) -> Result<Model, String> {
     let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
     Ok(Model {
         name: name.to_string(),
@@ -64,6 +72,7 @@ pub fn load_model(name: &str, bytes: &[u8]) -> Result<Model, String> {
             .filter(|(k, _)| matches!(k.as_str(), "data" | "purpose" | "trained_with"))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        state: Arc::new(sd),
     })
 }
 
@@ -100,6 +109,11 @@ pub async fn init_webgpu() -> bool {
     }
 }
 
+/// The WebGPU device, once [`init_webgpu`] found one.
+pub fn gpu_device() -> Option<Device> {
+    DEVICE.with(|d| d.borrow().clone())
+}
+
 fn gpu_net(model: &Model) -> Option<Rc<GpuUNet>> {
     let device = DEVICE.with(|d| d.borrow().clone())?;
     Some(GPU_NETS.with(|nets| {
@@ -118,7 +132,7 @@ pub async fn warm_up(model: &Model) {
 }
 
 /// Lets the browser paint and handle events.
-async fn yield_to_browser() {
+pub async fn yield_to_browser() {
     gloo_timers::future::TimeoutFuture::new(0).await;
 }
 

@@ -13,6 +13,8 @@ use crate::breakdown::{ComparisonRow, ConfusionTable, Dimension, Metric};
 const BACKGROUND: RGBColor = RGBColor(18, 27, 46);
 const TEXT: RGBColor = RGBColor(232, 238, 249);
 const GRID: RGBColor = RGBColor(60, 76, 106);
+/// The starting level of a loss chart: quiet, but above the grid.
+const BEFORE: RGBColor = RGBColor(170, 180, 200);
 /// One colour per model, in load order: the first is the page's accent.
 const MODEL_COLOURS: [RGBColor; 4] = [
     RGBColor(92, 200, 255),
@@ -312,6 +314,155 @@ pub fn histogram_svg(dimension: Dimension, groups: &[(String, usize)]) -> Result
                     MODEL_COLOURS[0].filled(),
                 )))
                 .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(svg)
+}
+
+/// The losses of a training run: the training loss of every step (thin line), the mean
+/// training loss and the validation loss of every epoch (markers at the step that closed it),
+/// and the validation loss before training (a dashed level) when known. Log-scaled when the
+/// losses span more than a factor of ten, as early training does.
+pub fn loss_svg(
+    steps: &[(usize, f32)],
+    epochs: &[(usize, f32, f32)],
+    before: Option<f32>,
+) -> Result<String, String> {
+    let values: Vec<f64> = steps
+        .iter()
+        .map(|s| s.1 as f64)
+        .chain(epochs.iter().flat_map(|e| [e.1 as f64, e.2 as f64]))
+        .chain(before.map(|b| b as f64))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0f64, f64::max);
+    let (lo, hi) = if values.is_empty() {
+        (0.1, 1.0)
+    } else {
+        (lo * 0.9, hi * 1.1)
+    };
+    let last = steps
+        .iter()
+        .map(|s| s.0)
+        .chain(epochs.iter().map(|e| e.0))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 300)).into_drawing_area();
+        root.fill(&BACKGROUND).map_err(err)?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption("Loss", (FONT, 20).into_font().color(&TEXT))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60);
+        let train = MODEL_COLOURS[0];
+        let val = MODEL_COLOURS[1];
+        let step_line = steps
+            .iter()
+            .filter(|s| s.1.is_finite() && s.1 > 0.0)
+            .map(|s| (s.0 as f64, s.1 as f64));
+        let epoch_train = epochs
+            .iter()
+            .filter(|e| e.1.is_finite() && e.1 > 0.0)
+            .map(|e| (e.0 as f64, e.1 as f64));
+        let epoch_val = epochs
+            .iter()
+            .filter(|e| e.2.is_finite() && e.2 > 0.0)
+            .map(|e| (e.0 as f64, e.2 as f64));
+        macro_rules! draw {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .bold_line_style(GRID)
+                    .light_line_style(TRANSPARENT)
+                    .axis_style(GRID)
+                    .x_desc("step")
+                    .y_desc("loss")
+                    .y_label_formatter(&|y| format!("{y:.3}"))
+                    .label_style((FONT, 14).into_font().color(&TEXT))
+                    .axis_desc_style((FONT, 14).into_font().color(&TEXT))
+                    .draw()
+                    .map_err(err)?;
+                if let Some(b) = before.filter(|b| b.is_finite() && *b > 0.0) {
+                    // A dashed level: short segments along the run.
+                    let dash = last / 40.0;
+                    let segments = (0..40).step_by(2).map(|i| {
+                        let x = i as f64 * dash;
+                        PathElement::new(
+                            [(x, b as f64), (x + dash, b as f64)],
+                            BEFORE.stroke_width(2),
+                        )
+                    });
+                    chart
+                        .draw_series(segments)
+                        .map_err(err)?
+                        .label("validation before")
+                        .legend(|(x, y)| {
+                            PathElement::new([(x, y), (x + 16, y)], BEFORE.stroke_width(2))
+                        });
+                }
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        step_line.collect::<Vec<_>>(),
+                        train.mix(0.55).stroke_width(1),
+                    )))
+                    .map_err(err)?
+                    .label("training (step)")
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], train.stroke_width(2))
+                    });
+                let epoch_train: Vec<(f64, f64)> = epoch_train.collect();
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        epoch_train.clone(),
+                        train.stroke_width(3),
+                    )))
+                    .map_err(err)?;
+                chart
+                    .draw_series(
+                        epoch_train
+                            .iter()
+                            .map(|p| Circle::new(*p, 4, train.filled())),
+                    )
+                    .map_err(err)?;
+                let epoch_val: Vec<(f64, f64)> = epoch_val.collect();
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        epoch_val.clone(),
+                        val.stroke_width(3),
+                    )))
+                    .map_err(err)?
+                    .label("validation (epoch)")
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 16, y)], val.stroke_width(3))
+                    });
+                chart
+                    .draw_series(epoch_val.iter().map(|p| Circle::new(*p, 5, val.filled())))
+                    .map_err(err)?;
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(BACKGROUND.mix(0.85))
+                    .border_style(GRID)
+                    .label_font((FONT, 14).into_font().color(&TEXT))
+                    .draw()
+                    .map_err(err)?;
+            }};
+        }
+        if hi / lo > 10.0 {
+            draw!(builder
+                .build_cartesian_2d(0f64..last, (lo..hi).log_scale())
+                .map_err(err)?);
+        } else {
+            draw!(builder
+                .build_cartesian_2d(0f64..last, lo..hi)
+                .map_err(err)?);
         }
         root.present().map_err(err)?;
     }

@@ -4,7 +4,7 @@ use icelens_core::breakdown::{
     Comparison, ComparisonRow, ConfusionTable, Dimension, Metric, ModelCell,
 };
 use icelens_core::metrics::Scores;
-use icelens_core::plots::{confusion_svg, histogram_svg, model_colour, scores_svg};
+use icelens_core::plots::{confusion_svg, histogram_svg, loss_svg, model_colour, scores_svg};
 use icelens_core::Chart;
 
 fn cell(combined: f64, small: bool) -> Option<ModelCell> {
@@ -128,4 +128,28 @@ fn charts_from_a_real_comparison_draw() {
     let c = Comparison::from_rows(vec![("m".into(), vec![])]);
     let svg = scores_svg(Dimension::Scene, &c.rows, &c.models, Metric::Combined).unwrap();
     assert!(svg.starts_with("<svg"));
+}
+
+#[test]
+fn a_loss_chart_draws_steps_epochs_and_the_start() {
+    let steps: Vec<(usize, f32)> = (1..=8).map(|i| (i, 2.0 / i as f32)).collect();
+    let epochs = vec![(4, 1.0, 1.2), (8, 0.4, 0.7)];
+    let svg = loss_svg(&steps, &epochs, Some(1.5)).unwrap();
+    for label in [
+        "Loss",
+        "training (step)",
+        "validation (epoch)",
+        "validation before",
+        "step",
+    ] {
+        assert!(svg.contains(label), "{label} missing");
+    }
+    // Two epoch markers per series (circles), and one polyline per series plus the legend's.
+    assert_eq!(count(&svg, "<circle"), 4);
+    assert!(count(&svg, "<polyline") >= 3);
+    // A run that has not started yet still draws an empty chart.
+    assert!(loss_svg(&[], &[], None).unwrap().starts_with("<svg"));
+    // Non-finite losses (a diverged step) are left out instead of breaking the chart.
+    let bad = loss_svg(&[(1, f32::NAN), (2, 1.0)], &[], None).unwrap();
+    assert!(bad.starts_with("<svg"));
 }

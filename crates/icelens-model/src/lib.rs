@@ -13,6 +13,7 @@ pub mod arch;
 pub mod cpu;
 pub mod gpu;
 pub mod infer;
+pub mod subset;
 pub mod train;
 pub mod unet;
 
@@ -21,6 +22,7 @@ pub use burn;
 
 pub use arch::{Architecture, SicHead};
 pub use infer::{infer_scene, InferOptions, Prediction};
+pub use subset::{balance_weights, prepare_from, sample_from, Area, Source};
 pub use train::{
     prepare_patches, sample_patches, split_validation, Freeze, Patch, StepReport, TrainConfig,
     TrainEvent, TrainState, TrainUNet, Trainer, ValReport,

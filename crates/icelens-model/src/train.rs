@@ -43,6 +43,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use icelens_core::chart::CHART_FILL;
 use icelens_core::checkpoint::{StateDict, Tensor as SdTensor, WeightsFormat};
 use icelens_core::input::{Window, N_INPUT};
+use icelens_core::metrics::{Confusion, Scores};
 use icelens_core::{Chart, Scene};
 
 use crate::arch::{head_prefix, Architecture, SicHead};
@@ -55,14 +56,14 @@ pub const BN_MOMENTUM: f64 = 0.1;
 // A small seeded generator (SplitMix64): deterministic across platforms, no dependency.
 
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(u64);
 
 impl SplitMix64 {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Self(seed)
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -71,12 +72,12 @@ impl SplitMix64 {
     }
 
     /// Uniform in `0..n` (`n > 0`), by multiply-high (bias below 2^-64 · n).
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 
     /// Uniform in `[0, 1)` with 53 random bits.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
@@ -84,7 +85,7 @@ impl SplitMix64 {
         ((2.0 * self.unit() - 1.0) * bound) as f32
     }
 
-    fn shuffle<T>(&mut self, v: &mut [T]) {
+    pub(crate) fn shuffle<T>(&mut self, v: &mut [T]) {
         for i in (1..v.len()).rev() {
             let j = self.below(i + 1);
             v.swap(i, j);
@@ -1135,6 +1136,51 @@ pub struct ValReport {
     pub improved: bool,
     /// Training is over (all epochs, or `patience` validations without improvement).
     pub finished: bool,
+    /// The challenge's scores of the validation patches' predictions (`None` without
+    /// validation patches).
+    pub scores: Option<Scores>,
+}
+
+/// The validation loss and scores of a model before training: where a run starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    pub loss: f32,
+    pub chart_losses: [f32; 3],
+    pub labelled: [usize; 3],
+    pub scores: Scores,
+}
+
+/// A validation on the device, not read back yet.
+struct ValTensors {
+    sums: Tensor<1>,
+    counts: [usize; 3],
+    classes: Tensor<1, Int>,
+}
+
+/// A validation read back.
+struct ValSums {
+    sums: Vec<f32>,
+    counts: [usize; 3],
+    scores: Scores,
+}
+
+/// The class each output predicts, flattened per chart (SIC, SOD, FLOE): the argmax of a
+/// classification head, the rounded value (0 to 10) of a regression SIC head, as inference
+/// decides them.
+fn predicted_classes(out: &[Tensor<4>; 3], sic: SicHead) -> [Tensor<1, Int>; 3] {
+    let flat = |t: Tensor<4, Int>| {
+        let n = t.dims().iter().product::<usize>();
+        t.reshape([n])
+    };
+    let sic_classes = match sic {
+        SicHead::Classification => out[0].clone().argmax(1),
+        SicHead::Regression => out[0].clone().round().clamp(0.0, 10.0).int(),
+    };
+    [
+        flat(sic_classes),
+        flat(out[1].clone().argmax(1)),
+        flat(out[2].clone().argmax(1)),
+    ]
 }
 
 /// Where a run stands.
@@ -1381,8 +1427,9 @@ impl Trainer {
         self.finish_step(data, counts)
     }
 
-    /// The validation loss sums `[SIC, SOD, FLOE]` on the device, in eval mode.
-    fn val_tensors(&self) -> Option<(Tensor<1>, [usize; 3])> {
+    /// The validation loss sums `[SIC, SOD, FLOE]` and the predicted classes of every
+    /// validation patch (per chunk: SIC, SOD, FLOE maps, flattened) on the device, in eval mode.
+    fn val_tensors(&self) -> Option<ValTensors> {
         if self.val.is_empty() {
             return None;
         }
@@ -1390,11 +1437,14 @@ impl Trainer {
         let device = self.device.clone().without_autodiff();
         let mut acc: Option<Tensor<1>> = None;
         let mut counts = [0usize; 3];
+        let mut classes = Vec::new();
         let refs: Vec<&Patch> = self.val.iter().collect();
         for chunk in refs.chunks(self.config.batch_size) {
             let (x, y, shape) = stack(chunk);
             let x = Tensor::<4>::from_data(TensorData::new(x, shape), &device);
-            let (sums, n) = chart_loss_sums(model.forward(x), &y, model.sic);
+            let out = model.forward(x);
+            classes.extend(predicted_classes(&out, model.sic));
+            let (sums, n) = chart_loss_sums(out, &y, model.sic);
             for (c, k) in counts.iter_mut().zip(n) {
                 *c += k;
             }
@@ -1404,24 +1454,68 @@ impl Trainer {
                 None => s,
             });
         }
-        acc.map(|a| (a, counts))
+        acc.map(|sums| ValTensors {
+            sums,
+            counts,
+            classes: Tensor::cat(classes, 0),
+        })
     }
 
-    fn finish_validation(&mut self, sums: Option<(Vec<f32>, [usize; 3])>) -> ValReport {
-        let train_loss = (self.epoch_loss / self.epoch_steps.max(1) as f64) as f32;
-        let (loss, chart_losses, labelled, on_training_loss) = match sums {
-            Some((s, counts)) => {
-                let mut means = [0f32; 3];
-                let mut total = 0f32;
-                for c in 0..3 {
-                    if counts[c] > 0 {
-                        means[c] = s[c] / counts[c] as f32;
-                        total += self.config.chart_weights[c] * means[c];
-                    }
+    /// Reads a validation back: loss sums, counts, and the scores of the predicted classes
+    /// against the validation charts (the challenge's metrics over all validation pixels).
+    fn read_val(
+        &self,
+        sums: TensorData,
+        classes: TensorData,
+        counts: [usize; 3],
+    ) -> Result<ValSums, String> {
+        let sums = sums
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("reading the validation loss back: {e:?}"))?;
+        let pred: Vec<u8> = classes
+            .iter::<i64>()
+            .map(|v| v.clamp(0, 255) as u8)
+            .collect();
+        let mut conf: [Confusion; 3] = Default::default();
+        let mut at = 0;
+        for chunk in self.val.chunks(self.config.batch_size) {
+            for (c, cm) in conf.iter_mut().enumerate() {
+                for p in chunk {
+                    let n = p.y[c].len();
+                    let got = pred.get(at..at + n).ok_or("validation classes are short")?;
+                    cm.add_maps(&p.y[c], got);
+                    at += n;
                 }
-                (total, means, counts, false)
             }
-            None => (train_loss, [0.0; 3], [0; 3], true),
+        }
+        Ok(ValSums {
+            sums,
+            counts,
+            scores: Scores::from_confusions(&conf),
+        })
+    }
+
+    fn val_loss(&self, v: &ValSums) -> (f32, [f32; 3]) {
+        let mut means = [0f32; 3];
+        let mut total = 0f32;
+        for (c, mean) in means.iter_mut().enumerate() {
+            if v.counts[c] > 0 {
+                *mean = v.sums[c] / v.counts[c] as f32;
+                total += self.config.chart_weights[c] * *mean;
+            }
+        }
+        (total, means)
+    }
+
+    fn finish_validation(&mut self, sums: Option<ValSums>) -> ValReport {
+        let train_loss = (self.epoch_loss / self.epoch_steps.max(1) as f64) as f32;
+        let (loss, chart_losses, labelled, on_training_loss, scores) = match sums {
+            Some(v) => {
+                let (total, means) = self.val_loss(&v);
+                (total, means, v.counts, false, Some(v.scores))
+            }
+            None => (train_loss, [0.0; 3], [0; 3], true, None),
         };
         let epoch = self.state.epoch;
         let improved = loss.is_finite() && self.state.best_loss.is_none_or(|b| loss < b);
@@ -1451,15 +1545,18 @@ impl Trainer {
             on_training_loss,
             improved,
             finished: self.finished(),
+            scores,
         }
     }
 
-    fn read_sums(data: TensorData, counts: [usize; 3]) -> Result<(Vec<f32>, [usize; 3]), String> {
-        let v = data
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| format!("reading the validation loss back: {e:?}"))?;
-        Ok((v, counts))
+    fn baseline_report(&self, v: &ValSums) -> Baseline {
+        let (loss, chart_losses) = self.val_loss(v);
+        Baseline {
+            loss,
+            chart_losses,
+            labelled: v.counts,
+            scores: v.scores,
+        }
     }
 
     /// Evaluates the validation patches (eval mode, running statistics), closes the epoch,
@@ -1468,11 +1565,17 @@ impl Trainer {
     #[cfg(not(target_family = "wasm"))]
     pub fn validate(&mut self) -> Result<ValReport, String> {
         let sums = match self.val_tensors() {
-            Some((t, counts)) => Some(Self::read_sums(
-                t.try_into_data()
-                    .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
-                counts,
-            )?),
+            Some(t) => Some(
+                self.read_val(
+                    t.sums
+                        .try_into_data()
+                        .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
+                    t.classes
+                        .try_into_data()
+                        .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
+                    t.counts,
+                )?,
+            ),
             None => None,
         };
         Ok(self.finish_validation(sums))
@@ -1481,15 +1584,60 @@ impl Trainer {
     /// [`Self::validate`] with an asynchronous read-back, for the browser.
     pub async fn validate_async(&mut self) -> Result<ValReport, String> {
         let sums = match self.val_tensors() {
-            Some((t, counts)) => Some(Self::read_sums(
-                t.into_data_async()
-                    .await
-                    .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
-                counts,
-            )?),
+            Some(t) => Some(
+                self.read_val(
+                    t.sums
+                        .into_data_async()
+                        .await
+                        .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
+                    t.classes
+                        .into_data_async()
+                        .await
+                        .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
+                    t.counts,
+                )?,
+            ),
             None => None,
         };
         Ok(self.finish_validation(sums))
+    }
+
+    /// The validation loss and scores of the model as it is, without closing an epoch: the
+    /// "before" of a fine-tuning run. `None` without validation patches. Native only.
+    #[cfg(not(target_family = "wasm"))]
+    pub fn baseline(&self) -> Result<Option<Baseline>, String> {
+        let Some(t) = self.val_tensors() else {
+            return Ok(None);
+        };
+        let v = self.read_val(
+            t.sums
+                .try_into_data()
+                .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
+            t.classes
+                .try_into_data()
+                .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
+            t.counts,
+        )?;
+        Ok(Some(self.baseline_report(&v)))
+    }
+
+    /// [`Self::baseline`] with an asynchronous read-back, for the browser.
+    pub async fn baseline_async(&self) -> Result<Option<Baseline>, String> {
+        let Some(t) = self.val_tensors() else {
+            return Ok(None);
+        };
+        let v = self.read_val(
+            t.sums
+                .into_data_async()
+                .await
+                .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
+            t.classes
+                .into_data_async()
+                .await
+                .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
+            t.counts,
+        )?;
+        Ok(Some(self.baseline_report(&v)))
     }
 
     /// Runs to the end (all epochs or early stopping), reporting every step and validation;

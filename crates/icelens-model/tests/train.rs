@@ -513,3 +513,71 @@ fn gradients_match_finite_differences() {
         );
     }
 }
+
+/// The validation scores are the challenge's metrics of what the network predicts for the
+/// validation patches, as the exported network predicts them on the CPU; the baseline is
+/// the validation of the model before any step.
+#[test]
+fn validation_scores_match_the_exported_network() {
+    let scene = synth_scene(160, 160, 8);
+    let patches = sample_patches(&[&scene], 6, 48, 2).unwrap();
+    let (train, val) = split_validation(patches, 0.5, 2);
+    let net = TrainUNet::new(&[4, 8], SicHead::Classification, 5, &device()).unwrap();
+    let config = TrainConfig {
+        batch_size: 2,
+        epochs: 2,
+        steps_per_epoch: 1,
+        patch_size: 48,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(net, config, train, val.clone()).unwrap();
+    let before = trainer.baseline().unwrap().unwrap();
+    let first = trainer.validate().unwrap();
+    assert_eq!(Some(before.loss), Some(first.loss));
+    assert_eq!(Some(before.scores), first.scores);
+
+    trainer.step().unwrap();
+    let v = trainer.validate().unwrap();
+    let scores = v.scores.expect("validation patches give scores");
+    let unet = UNet::from_state_dict(&trainer.model().to_state_dict().unwrap()).unwrap();
+    let mut conf: [icelens_core::metrics::Confusion; 3] = Default::default();
+    for p in &val {
+        let x = Feature {
+            c: 24,
+            h: p.height,
+            w: p.width,
+            data: p.x.clone(),
+        };
+        let out = cpu_forward(&unet, &x);
+        let n = p.height * p.width;
+        for (c, o) in out.iter().enumerate() {
+            let classes = o.len() / n;
+            let pred: Vec<u8> = (0..n)
+                .map(|i| {
+                    (0..classes)
+                        .fold((0, f32::NEG_INFINITY), |(b, bv), k| {
+                            let v = o[k * n + i];
+                            if v > bv {
+                                (k, v)
+                            } else {
+                                (b, bv)
+                            }
+                        })
+                        .0 as u8
+                })
+                .collect();
+            conf[c].add_maps(&p.y[c], &pred);
+        }
+    }
+    let want = icelens_core::metrics::Scores::from_confusions(&conf);
+    // The GPU and CPU networks agree to ~1e-5, so at most a handful of near-tied pixels may
+    // flip class; the scores must agree to well under a point.
+    for (g, w) in [
+        (scores.SIC, want.SIC),
+        (scores.SOD, want.SOD),
+        (scores.FLOE, want.FLOE),
+    ] {
+        assert!((g - w).abs() < 0.5, "validation {scores:?} vs CPU {want:?}");
+    }
+    assert!(scores.combined.is_finite());
+}

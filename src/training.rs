@@ -1,0 +1,756 @@
+//! Fine-tuning in the page: pick a subset (scenes, the area in view, or a condition from the
+//! "where is it worst" table), train on WebGPU with burn's autodiff one step at a time, and
+//! see the losses, the validation scores and the before/after comparison as it goes.
+//!
+//! The loop yields to the browser after every step, so the page stays usable (pan, zoom,
+//! switch scenes) and the pause and cancel buttons answer within one step. The result is an
+//! ordinary model of the page: every labelled scene is run with it, the conditions table
+//! compares it with the original, and it exports as `.pt`, safetensors or burnpack.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use icelens_core::breakdown::{condition_mask, Accumulator, Condition, Dimension};
+use icelens_core::checkpoint::{write_burnpack, write_safetensors, write_torch};
+use icelens_core::input::Window;
+use icelens_core::metrics::Scores;
+use icelens_core::plots::loss_svg;
+use icelens_core::{Chart, Scene};
+use icelens_model::train::{Baseline, Freeze, TrainConfig, TrainUNet, Trainer, ValReport};
+use icelens_model::{balance_weights, prepare_from, Area, SicHead, Source};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::files::download;
+use crate::inference::{self, Model, Run};
+use crate::layers::{layer_rgba, Layer};
+use crate::picture::draw;
+use crate::viewer::ViewState;
+
+/// Patch pixels × 24 channels × 4 bytes above which a run is refused: the patches live in
+/// wasm memory next to the scenes.
+const MAX_PATCH_BYTES: usize = 512 * 1024 * 1024;
+
+/// What the patches are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AreaChoice {
+    Scenes,
+    View,
+    Condition,
+}
+
+/// What the network starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    Loaded,
+    Scratch,
+    Smaller,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Idle,
+    Preparing(String),
+    Running,
+    Paused,
+    Done,
+    Cancelled,
+    Failed(String),
+}
+
+impl Phase {
+    fn busy(&self) -> bool {
+        matches!(self, Phase::Preparing(_) | Phase::Running | Phase::Paused)
+    }
+}
+
+/// The losses and validations of the run on screen.
+#[derive(Debug, Clone, Default)]
+struct History {
+    steps: Vec<(usize, f32)>,
+    /// Validations with the step count they came after.
+    epochs: Vec<(usize, ValReport)>,
+    before: Option<Baseline>,
+    total_steps: usize,
+    started: f64,
+    patches: (usize, usize),
+}
+
+/// A finished run: the original model, the fine-tuned one and the scenes it learnt from.
+#[derive(Clone)]
+struct Outcome {
+    original: String,
+    tuned: Arc<Model>,
+    scenes: Vec<String>,
+}
+
+/// The form, read when a run starts.
+#[derive(Debug, Clone)]
+struct Settings {
+    area: AreaChoice,
+    start: Start,
+    filters: String,
+    regression: bool,
+    patches: usize,
+    config: TrainConfig,
+    balance: Option<Dimension>,
+}
+
+fn parse_filters(s: &str) -> Result<Vec<usize>, String> {
+    let f: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("filters \"{s}\": expected numbers like 16,32,32"))?;
+    if f.is_empty() || f.contains(&0) || f.len() > 8 || f.iter().any(|n| *n > 512) {
+        return Err(format!(
+            "filters \"{s}\": 1 to 8 levels of 1 to 512 filters"
+        ));
+    }
+    Ok(f)
+}
+
+/// Pooled scores of a model over scenes, from the page's runs: `None` until every scene has
+/// been run with it.
+fn pooled(
+    model: &str,
+    scenes: &[Arc<Scene>],
+    run_of: &dyn Fn(&Scene) -> Option<Arc<Run>>,
+) -> Option<Scores> {
+    if scenes.is_empty() {
+        return None;
+    }
+    let mut acc = Accumulator::new(model, &[]);
+    for s in scenes {
+        let r = run_of(s)?;
+        let p = &r.prediction;
+        acc.add_scene(
+            s,
+            [
+                p.chart(Chart::SIC),
+                p.chart(Chart::SOD),
+                p.chart(Chart::FLOE),
+            ],
+        )
+        .ok()?;
+    }
+    Some(acc.scores())
+}
+
+fn unique_name(base: &str, taken: &[Arc<Model>]) -> String {
+    let stem = base
+        .trim_end_matches(".pt")
+        .trim_end_matches(".pth")
+        .trim_end_matches(".safetensors")
+        .trim_end_matches(".bpk");
+    let mut name = format!("{stem} fine-tuned");
+    let mut k = 2;
+    while taken.iter().any(|m| m.name == name) {
+        name = format!("{stem} fine-tuned {k}");
+        k += 1;
+    }
+    name
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{what}: \"{s}\" is not a valid number"))
+}
+
+/// Everything a run needs from the page.
+#[derive(Clone, Copy)]
+pub struct TrainingContext {
+    pub scenes: RwSignal<Vec<Arc<Scene>>>,
+    pub current: RwSignal<usize>,
+    pub models: RwSignal<Vec<Arc<Model>>>,
+    pub model_index: RwSignal<usize>,
+    pub errors: RwSignal<Vec<String>>,
+    pub view: ViewState,
+    pub selected: RwSignal<Option<Condition>>,
+    pub gpu_available: RwSignal<bool>,
+}
+
+#[component]
+pub fn TrainingPanel(
+    ctx: TrainingContext,
+    /// The page's run of (scene, model name) on the active backend, if done.
+    run_of: Callback<(Arc<Scene>, String), Option<Arc<Run>>>,
+) -> impl IntoView {
+    let TrainingContext {
+        scenes,
+        current,
+        models,
+        model_index,
+        errors,
+        view,
+        selected,
+        gpu_available,
+    } = ctx;
+    let excluded: RwSignal<HashSet<String>> = RwSignal::new(HashSet::new());
+    let area = RwSignal::new(AreaChoice::Scenes);
+    let start = RwSignal::new(Start::Loaded);
+    let filters = RwSignal::new(String::from("8,16,32"));
+    let regression = RwSignal::new(false);
+    let patches = RwSignal::new(String::from("32"));
+    let patch_size = RwSignal::new(String::from("256"));
+    let batch = RwSignal::new(String::from("4"));
+    let epochs = RwSignal::new(String::from("5"));
+    let steps = RwSignal::new(String::from("10"));
+    let lr = RwSignal::new(String::from("5e-5"));
+    let val_fraction = RwSignal::new(String::from("0.25"));
+    let patience = RwSignal::new(String::from("3"));
+    let freeze = RwSignal::new(Freeze::Nothing);
+    let balance: RwSignal<Option<Dimension>> = RwSignal::new(None);
+    let seed = RwSignal::new(String::from("0"));
+
+    let phase = RwSignal::new(Phase::Idle);
+    let history = RwSignal::new(History::default());
+    let outcome: RwSignal<Option<Outcome>> = RwSignal::new(None);
+    let paused = Rc::new(Cell::new(false));
+    let cancelled = Rc::new(Cell::new(false));
+
+    // Transfer learning uses half the learning rate of training from scratch (the team's
+    // 6-level model was fine-tuned at 5e-5).
+    Effect::new(move |_| {
+        lr.set(
+            match start.get() {
+                Start::Loaded => "5e-5",
+                _ => "1e-4",
+            }
+            .into(),
+        );
+    });
+
+    let labelled = Signal::derive(move || {
+        scenes
+            .get()
+            .into_iter()
+            .filter(|s| s.has_charts())
+            .collect::<Vec<_>>()
+    });
+    let chosen = Signal::derive(move || {
+        let ex = excluded.get();
+        labelled
+            .get()
+            .into_iter()
+            .filter(|s| !ex.contains(&s.file))
+            .collect::<Vec<_>>()
+    });
+
+    let settings = move || -> Result<Settings, String> {
+        let config = TrainConfig {
+            lr: num(&lr.get_untracked(), "learning rate")?,
+            batch_size: num(&batch.get_untracked(), "batch size")?,
+            epochs: num(&epochs.get_untracked(), "epochs")?,
+            steps_per_epoch: num(&steps.get_untracked(), "steps per epoch")?,
+            patch_size: num(&patch_size.get_untracked(), "patch size")?,
+            val_fraction: num(&val_fraction.get_untracked(), "validation share")?,
+            patience: num(&patience.get_untracked(), "patience")?,
+            freeze: freeze.get_untracked(),
+            chart_weights: TrainConfig::default_weights(if regression.get_untracked() {
+                SicHead::Regression
+            } else {
+                SicHead::Classification
+            }),
+            seed: num(&seed.get_untracked(), "seed")?,
+        };
+        let lr_ok = config.lr.is_finite() && config.lr > 0.0 && config.lr < 1.0;
+        if !lr_ok || !(0.0..1.0).contains(&config.val_fraction) {
+            return Err(
+                "learning rate must be in (0, 1) and the validation share in [0, 1)".into(),
+            );
+        }
+        if config.batch_size == 0 || config.epochs == 0 || config.steps_per_epoch == 0 {
+            return Err("batch size, epochs and steps per epoch must be at least 1".into());
+        }
+        let n: usize = num(&patches.get_untracked(), "patches")?;
+        let bytes = n
+            .saturating_mul(config.patch_size)
+            .saturating_mul(config.patch_size)
+            .saturating_mul(24 * 4);
+        if n == 0 || config.patch_size < 16 || bytes > MAX_PATCH_BYTES {
+            return Err(format!(
+                "{n} patches of {0} x {0} px would take {1:.0} MB; keep it under {2:.0} MB (fewer or smaller patches), with patches of at least 16 px",
+                config.patch_size,
+                bytes as f64 / 1e6,
+                MAX_PATCH_BYTES as f64 / 1e6
+            ));
+        }
+        Ok(Settings {
+            area: area.get_untracked(),
+            start: start.get_untracked(),
+            filters: filters.get_untracked(),
+            regression: regression.get_untracked(),
+            patches: n,
+            config,
+            balance: balance.get_untracked(),
+        })
+    };
+
+    // The area the view shows on the current scene, as a rectangle of scene pixels.
+    let view_rect = move || -> Option<(String, Window)> {
+        let s = scenes.with_untracked(|v| v.get(current.get_untracked()).cloned())?;
+        let (w, h) = view.size.get_untracked();
+        let z = view.zoom.get_untracked();
+        let (cx, cy) = view.center.get_untracked();
+        let x0 = (cx - w / z / 2.0).max(0.0) as usize;
+        let y0 = (cy - h / z / 2.0).max(0.0) as usize;
+        let x1 = ((cx + w / z / 2.0).max(0.0) as usize).min(s.samples);
+        let y1 = ((cy + h / z / 2.0).max(0.0) as usize).min(s.lines);
+        (x1 > x0 && y1 > y0).then(|| (s.file.clone(), Window::new(y0, x0, y1 - y0, x1 - x0)))
+    };
+
+    let fail = move |e: String| {
+        phase.set(Phase::Failed(e.clone()));
+        errors.update(|v| v.push(format!("fine-tuning: {e}")));
+    };
+
+    let run_paused = paused.clone();
+    let run_cancelled = cancelled.clone();
+    let start_run = move |_| {
+        if phase.with_untracked(|p| p.busy()) {
+            return;
+        }
+        let Some(device) = inference::gpu_device() else {
+            fail("fine-tuning runs on WebGPU, which this browser does not offer (try a recent Chrome or Edge)".into());
+            return;
+        };
+        let settings = match settings() {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let base = models.with_untracked(|v| v.get(model_index.get_untracked()).cloned());
+        if settings.start != Start::Scratch && base.is_none() {
+            return fail("load a model to fine-tune, or start from scratch".into());
+        }
+        let mut chosen = chosen.get_untracked();
+        let mut areas: Vec<Area> = vec![Area::Whole; chosen.len()];
+        match settings.area {
+            AreaChoice::Scenes => {}
+            AreaChoice::View => {
+                let Some((file, rect)) = view_rect() else {
+                    return fail("no scene in view".into());
+                };
+                chosen.retain(|s| s.file == file);
+                areas = vec![Area::Rect(rect); chosen.len()];
+            }
+            AreaChoice::Condition => {
+                let Some(c) = selected.get_untracked() else {
+                    return fail(
+                        "pick a condition in the \"where is it worst\" table first".into(),
+                    );
+                };
+                areas = chosen
+                    .iter()
+                    .map(|s| Area::Pixels(Arc::new(condition_mask(s, &c))))
+                    .collect();
+            }
+        }
+        if chosen.is_empty() {
+            return fail("no labelled scene chosen to learn from".into());
+        }
+        let weights = match settings.balance {
+            Some(d) => {
+                match balance_weights(&chosen.iter().map(|s| s.as_ref()).collect::<Vec<_>>(), d) {
+                    Ok(w) => w,
+                    Err(e) => return fail(e),
+                }
+            }
+            None => vec![1.0; chosen.len()],
+        };
+        run_paused.set(false);
+        run_cancelled.set(false);
+        outcome.set(None);
+        history.set(History {
+            started: js_sys::Date::now(),
+            total_steps: settings.config.epochs * settings.config.steps_per_epoch,
+            ..History::default()
+        });
+        phase.set(Phase::Preparing("drawing patches".into()));
+        let (paused, cancelled) = (run_paused.clone(), run_cancelled.clone());
+        spawn_local(async move {
+            inference::yield_to_browser().await;
+            let result = async {
+                let sources: Vec<Source> = chosen
+                    .iter()
+                    .zip(areas)
+                    .zip(&weights)
+                    .map(|((s, area), w)| Source {
+                        scene: s.as_ref(),
+                        area,
+                        weight: *w,
+                    })
+                    .collect();
+                let (train, val) = prepare_from(&sources, settings.patches, &settings.config)?;
+                history.update(|h| h.patches = (train.len(), val.len()));
+                let sic = if settings.regression {
+                    SicHead::Regression
+                } else {
+                    SicHead::Classification
+                };
+                let net = match (settings.start, &base) {
+                    (Start::Loaded, Some(m)) => TrainUNet::from_state_dict(&m.state, &device)?,
+                    (Start::Smaller, Some(m)) => {
+                        let f = parse_filters(&settings.filters)?;
+                        TrainUNet::from_smaller(&m.state, &f, sic, settings.config.seed, &device)?.0
+                    }
+                    _ => {
+                        let f = parse_filters(&settings.filters)?;
+                        TrainUNet::new(&f, sic, settings.config.seed, &device)?
+                    }
+                };
+                let mut trainer = Trainer::new(net, settings.config.clone(), train, val)?;
+                phase.set(Phase::Preparing("validating the starting model".into()));
+                inference::yield_to_browser().await;
+                let before = trainer.baseline_async().await?;
+                history.update(|h| h.before = before);
+                phase.set(Phase::Running);
+                while !trainer.finished() && !cancelled.get() {
+                    while paused.get() && !cancelled.get() {
+                        gloo_timers::future::TimeoutFuture::new(150).await;
+                    }
+                    if cancelled.get() {
+                        break;
+                    }
+                    if trainer.epoch_done() {
+                        let v = trainer.validate_async().await?;
+                        let at = trainer.state().step;
+                        history.update(|h| h.epochs.push((at, v)));
+                    } else {
+                        let s = trainer.step_async().await?;
+                        history.update(|h| h.steps.push((s.step, s.loss)));
+                    }
+                    inference::yield_to_browser().await;
+                }
+                let state = trainer.state().clone();
+                let Some(best_epoch) = state.best_epoch else {
+                    return Ok::<_, String>(None);
+                };
+                let mut sd = trainer.best_model().to_state_dict_async().await?;
+                sd.epoch = Some(best_epoch as i64 + 1);
+                let origin = match (&settings.start, &base) {
+                    (Start::Scratch, _) | (_, None) => format!("from scratch, filters {}", settings.filters),
+                    (Start::Smaller, Some(m)) => format!("from {} grown to filters {}", m.name, settings.filters),
+                    (Start::Loaded, Some(m)) => format!("from {}", m.name),
+                };
+                sd.metadata.insert(
+                    "trained_with".into(),
+                    format!(
+                        "icelens page: fine-tuned {origin} on {} ({} patches of {} px), best validation loss {:.4} at epoch {}",
+                        chosen.iter().map(|s| s.meta.scene.as_str()).collect::<Vec<_>>().join(", "),
+                        settings.patches,
+                        settings.config.patch_size,
+                        state.best_loss.unwrap_or(f32::NAN),
+                        best_epoch + 1
+                    ),
+                );
+                let name = models.with_untracked(|v| {
+                    unique_name(base.as_ref().map_or("icelens", |m| m.name.as_str()), v)
+                });
+                let tuned = Arc::new(inference::model_from_state(&name, sd)?);
+                Ok(Some(Outcome {
+                    original: base.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
+                    tuned,
+                    scenes: chosen.iter().map(|s| s.file.clone()).collect(),
+                }))
+            }
+            .await;
+            match result {
+                Ok(Some(o)) => {
+                    models.update(|v| v.push(o.tuned.clone()));
+                    model_index.set(models.with_untracked(|v| v.len() - 1));
+                    outcome.set(Some(o));
+                    phase.set(if cancelled.get() {
+                        Phase::Cancelled
+                    } else {
+                        Phase::Done
+                    });
+                }
+                Ok(None) => phase.set(Phase::Cancelled),
+                Err(e) => fail(e),
+            }
+        });
+    };
+
+    let pause_flag = paused.clone();
+    let toggle_pause = move |_| {
+        let p = !pause_flag.get();
+        pause_flag.set(p);
+        phase.update(|ph| {
+            *ph = match (&*ph, p) {
+                (Phase::Running, true) => Phase::Paused,
+                (Phase::Paused, false) => Phase::Running,
+                (other, _) => other.clone(),
+            }
+        });
+    };
+    let cancel_flag = cancelled.clone();
+    let cancel = move |_| cancel_flag.set(true);
+
+    let curve = move || {
+        history.with(|h| {
+            let epochs: Vec<(usize, f32, f32)> = h
+                .epochs
+                .iter()
+                .map(|(step, v)| (*step, v.train_loss, v.loss))
+                .collect();
+            loss_svg(&h.steps, &epochs, h.before.as_ref().map(|b| b.loss)).unwrap_or_default()
+        })
+    };
+
+    let export = move |fmt: &'static str| {
+        let Some(o) = outcome.get_untracked() else {
+            return;
+        };
+        let sd = &o.tuned.state;
+        let stem = o.tuned.name.replace(' ', "-");
+        let (bytes, ext) = match fmt {
+            "pt" => (write_torch(sd, sd.epoch), "pt"),
+            "safetensors" => (write_safetensors(sd), "safetensors"),
+            _ => (write_burnpack(sd, &[]), "bpk"),
+        };
+        download(&format!("{stem}.{ext}"), "application/octet-stream", &bytes);
+    };
+
+    view! {
+        <section class="training" data-testid="training">
+            <h2>"Fine-tune"</h2>
+            <p class="hint">"Train the model further on a few scenes, the area in view, or a condition from the table, and see at once whether it helped. Runs on WebGPU; the page stays usable."</p>
+            {move || (!gpu_available.get()).then(|| view! { <p class="hint warn">"This browser offers no WebGPU: fine-tuning is unavailable (inference still runs on the CPU)."</p> })}
+            <fieldset disabled=move || phase.with(|p| p.busy())>
+                <div class="train-grid">
+                    <label>"Learn from "
+                        <select data-testid="train-area" on:change=move |ev| area.set(match event_target_value(&ev).as_str() { "view" => AreaChoice::View, "condition" => AreaChoice::Condition, _ => AreaChoice::Scenes })>
+                            <option value="scenes">"the chosen scenes"</option>
+                            <option value="view">"the area in view"</option>
+                            <option value="condition">"the condition picked in the table"</option>
+                        </select>
+                    </label>
+                    <label>"Start from "
+                        <select data-testid="train-start-from" on:change=move |ev| start.set(match event_target_value(&ev).as_str() { "scratch" => Start::Scratch, "smaller" => Start::Smaller, _ => Start::Loaded })>
+                            <option value="loaded">"the loaded model"</option>
+                            <option value="smaller">"the loaded model, grown"</option>
+                            <option value="scratch">"scratch"</option>
+                        </select>
+                    </label>
+                    <label class:hidden=move || start.get() == Start::Loaded>"Filters "
+                        <input data-testid="train-filters" prop:value=move || filters.get() on:change=move |ev| filters.set(event_target_value(&ev)) />
+                    </label>
+                    <label class:hidden=move || start.get() == Start::Loaded>"SIC as regression "
+                        <input type="checkbox" prop:checked=move || regression.get() on:change=move |ev| regression.set(event_target_checked(&ev)) />
+                    </label>
+                    <label>"Patches " <input data-testid="train-patches" prop:value=move || patches.get() on:change=move |ev| patches.set(event_target_value(&ev)) /></label>
+                    <label>"Patch size " <input data-testid="train-patch-size" prop:value=move || patch_size.get() on:change=move |ev| patch_size.set(event_target_value(&ev)) /></label>
+                    <label>"Batch " <input data-testid="train-batch" prop:value=move || batch.get() on:change=move |ev| batch.set(event_target_value(&ev)) /></label>
+                    <label>"Epochs " <input data-testid="train-epochs" prop:value=move || epochs.get() on:change=move |ev| epochs.set(event_target_value(&ev)) /></label>
+                    <label>"Steps per epoch " <input data-testid="train-steps" prop:value=move || steps.get() on:change=move |ev| steps.set(event_target_value(&ev)) /></label>
+                    <label>"Learning rate " <input data-testid="train-lr" prop:value=move || lr.get() on:change=move |ev| lr.set(event_target_value(&ev)) /></label>
+                    <label>"Validation share " <input data-testid="train-val" prop:value=move || val_fraction.get() on:change=move |ev| val_fraction.set(event_target_value(&ev)) /></label>
+                    <label>"Patience " <input data-testid="train-patience" prop:value=move || patience.get() on:change=move |ev| patience.set(event_target_value(&ev)) /></label>
+                    <label>"Seed " <input data-testid="train-seed" prop:value=move || seed.get() on:change=move |ev| seed.set(event_target_value(&ev)) /></label>
+                    <label>"Freeze "
+                        <select data-testid="train-freeze" on:change=move |ev| freeze.set(match event_target_value(&ev).as_str() { "encoder" => Freeze::Encoder, "encoder+bridge" => Freeze::EncoderAndBridge, _ => Freeze::Nothing })>
+                            <option value="none">"nothing"</option>
+                            <option value="encoder">"the encoder"</option>
+                            <option value="encoder+bridge">"encoder and bridge"</option>
+                        </select>
+                    </label>
+                    <label>"Balance by "
+                        <select data-testid="train-balance" on:change=move |ev| balance.set(event_target_value(&ev).parse().ok())>
+                            <option value="none">"nothing"</option>
+                            <option value="service">"ice service"</option>
+                            <option value="region">"region"</option>
+                            <option value="month">"month"</option>
+                        </select>
+                    </label>
+                </div>
+                <ul class="train-scenes" data-testid="train-scenes">
+                    <For each=move || labelled.get() key=|s| s.file.clone() let(s)>
+                        <li>
+                            <label>
+                                <input type="checkbox"
+                                    prop:checked={ let f = s.file.clone(); move || !excluded.with(|e| e.contains(&f)) }
+                                    on:change={ let f = s.file.clone(); move |ev| { let on = event_target_checked(&ev); excluded.update(|e| { if on { e.remove(&f); } else { e.insert(f.clone()); } }); } } />
+                                {s.meta.scene.clone()}
+                            </label>
+                        </li>
+                    </For>
+                </ul>
+                {move || (area.get() == AreaChoice::Condition).then(|| view! {
+                    <p class="hint">{move || match selected.get() { Some(c) => format!("Patches centred on {c}"), None => "Click a row of the table to pick a condition.".into() }}</p>
+                })}
+            </fieldset>
+            <div class="train-actions">
+                <button class="primary" data-testid="train-run" disabled=move || phase.with(|p| p.busy()) || !gpu_available.get() on:click=start_run>"Fine-tune"</button>
+                <button data-testid="train-pause" disabled=move || !phase.with(|p| matches!(p, Phase::Running | Phase::Paused)) on:click=toggle_pause>
+                    {move || if phase.get() == Phase::Paused { "Resume" } else { "Pause" }}
+                </button>
+                <button data-testid="train-cancel" disabled=move || !phase.with(|p| p.busy()) on:click=cancel>"Stop"</button>
+            </div>
+            <div class="train-status" data-testid="train-status" data-phase=move || match phase.get() { Phase::Idle => "idle", Phase::Preparing(_) => "preparing", Phase::Running => "running", Phase::Paused => "paused", Phase::Done => "done", Phase::Cancelled => "cancelled", Phase::Failed(_) => "failed" }>
+                {move || {
+                    let h = history.get();
+                    let done = h.steps.len();
+                    let elapsed = (js_sys::Date::now() - h.started) / 1000.0;
+                    let left = if done > 0 { elapsed / done as f64 * h.total_steps.saturating_sub(done) as f64 } else { f64::NAN };
+                    match phase.get() {
+                        Phase::Idle => String::new(),
+                        Phase::Preparing(what) => format!("{what}…"),
+                        Phase::Failed(e) => format!("failed: {e}"),
+                        p => format!(
+                            "{} · step {done} of {} · {} training / {} validation patches{}",
+                            match p { Phase::Paused => "paused", Phase::Done => "done", Phase::Cancelled => "stopped", _ => "training" },
+                            h.total_steps, h.patches.0, h.patches.1,
+                            if matches!(p, Phase::Running) && left.is_finite() { format!(" · {left:.0} s left") } else { String::new() }
+                        ),
+                    }
+                }}
+                <div class="bar"><div class="fill" style=move || history.with(|h| format!("width: {:.0}%", 100.0 * h.steps.len() as f64 / h.total_steps.max(1) as f64))></div></div>
+            </div>
+            <div class="chart train-curve" data-testid="train-curve" class:hidden=move || history.with(|h| h.steps.is_empty() && h.before.is_none()) inner_html=curve></div>
+            <table class="train-epochs" data-testid="train-epochs" class:hidden=move || history.with(|h| h.before.is_none())>
+                <thead><tr><th>"epoch"</th><th>"train loss"</th><th>"val loss"</th><th>"SIC R²"</th><th>"SOD F1"</th><th>"FLOE F1"</th><th>"combined"</th></tr></thead>
+                <tbody>
+                    {move || history.with(|h| h.before.clone()).map(|b| view! {
+                        <tr class="before" data-testid="train-before" data-val-loss=b.loss.to_string()>
+                            <td>"before"</td><td>"—"</td><td>{format!("{:.4}", b.loss)}</td>
+                            <td>{format!("{:.1}", b.scores.SIC)}</td><td>{format!("{:.1}", b.scores.SOD)}</td><td>{format!("{:.1}", b.scores.FLOE)}</td><td>{format!("{:.1}", b.scores.combined)}</td>
+                        </tr>
+                    })}
+                    {move || history.with(|h| h.epochs.clone()).into_iter().map(|(_, v)| {
+                        let s = v.scores;
+                        let cell = move |f: fn(&Scores) -> f64| s.map_or("—".to_string(), |s| format!("{:.1}", f(&s)));
+                        view! {
+                            <tr data-testid="train-epoch" data-val-loss=v.loss.to_string() class:best=v.improved>
+                                <td>{v.epoch + 1}{if v.improved { " ★" } else { "" }}</td>
+                                <td>{format!("{:.4}", v.train_loss)}</td><td>{format!("{:.4}", v.loss)}</td>
+                                <td>{cell(|s| s.SIC)}</td><td>{cell(|s| s.SOD)}</td><td>{cell(|s| s.FLOE)}</td><td>{cell(|s| s.combined)}</td>
+                            </tr>
+                        }
+                    }).collect::<Vec<_>>()}
+                </tbody>
+            </table>
+            {move || outcome.get().map(|o| view! { <BeforeAfter outcome=o scenes=scenes current=current models=models run_of=run_of export=export /> })}
+        </section>
+    }
+}
+
+/// Scores and maps of the original and the fine-tuned model side by side, and the exports.
+#[component]
+fn BeforeAfter(
+    outcome: Outcome,
+    scenes: RwSignal<Vec<Arc<Scene>>>,
+    current: RwSignal<usize>,
+    models: RwSignal<Vec<Arc<Model>>>,
+    run_of: Callback<(Arc<Scene>, String), Option<Arc<Run>>>,
+    export: impl Fn(&'static str) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let original = outcome.original.clone();
+    let tuned = outcome.tuned.name.clone();
+    let trained_on: HashSet<String> = outcome.scenes.iter().cloned().collect();
+    let has_original = {
+        let o = original.clone();
+        move || models.with(|v| v.iter().any(|m| m.name == o))
+    };
+    let groups = {
+        let (original, tuned) = (original.clone(), tuned.clone());
+        move || {
+            let labelled: Vec<Arc<Scene>> = scenes
+                .get()
+                .into_iter()
+                .filter(|s| s.has_charts())
+                .collect();
+            let (inside, outside): (Vec<_>, Vec<_>) = labelled
+                .into_iter()
+                .partition(|s| trained_on.contains(&s.file));
+            [("training scenes", inside), ("other scenes", outside)]
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(label, v)| {
+                    let of = |name: &str| {
+                        pooled(name, &v, &|s: &Scene| {
+                            let s = v.iter().find(|x| x.file == s.file)?.clone();
+                            run_of.run((s, name.to_string()))
+                        })
+                    };
+                    (label, v.len(), of(&original), of(&tuned))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let chart = RwSignal::new(Chart::SOD);
+    let before_canvas = NodeRef::<leptos::html::Canvas>::new();
+    let after_canvas = NodeRef::<leptos::html::Canvas>::new();
+    {
+        let (original, tuned) = (original.clone(), tuned.clone());
+        Effect::new(move |_| {
+            let Some(s) = scenes.with(|v| v.get(current.get()).cloned()) else {
+                return;
+            };
+            let c = chart.get();
+            for (node, name) in [(before_canvas, &original), (after_canvas, &tuned)] {
+                let (Some(canvas), Some(run)) = (node.get(), run_of.run((s.clone(), name.clone())))
+                else {
+                    continue;
+                };
+                if let Some(rgba) =
+                    layer_rgba(&s, Some(&run.prediction), None, Layer::Prediction(c))
+                {
+                    draw(&canvas, &rgba, s.samples, s.lines);
+                }
+            }
+        });
+    }
+    let fmt = |s: Option<Scores>, f: fn(&Scores) -> f64| {
+        s.map_or("…".to_string(), |s| format!("{:.1}", f(&s)))
+    };
+    view! {
+        <div class="before-after" data-testid="train-compare">
+            <h3>"Before and after"</h3>
+            {move || (!has_original()).then(|| view! { <p class="hint">"The original model is no longer loaded: only the fine-tuned one is scored."</p> })}
+            <table>
+                <thead><tr><th>"scenes"</th><th>"model"</th><th>"SIC R²"</th><th>"SOD F1"</th><th>"FLOE F1"</th><th>"combined"</th></tr></thead>
+                <tbody>
+                    {move || groups().into_iter().flat_map(|(label, n, a, b)| {
+                        let diff = match (a, b) { (Some(a), Some(b)) => Some(b.combined - a.combined), _ => None };
+                        [
+                            view! { <tr data-testid="train-compare-row" data-group=label data-which="before" data-combined=a.map(|s| s.combined.to_string()).unwrap_or_default()>
+                                <td rowspan="2">{format!("{label} ({n})")}</td><td>"before"</td>
+                                <td>{fmt(a, |s| s.SIC)}</td><td>{fmt(a, |s| s.SOD)}</td><td>{fmt(a, |s| s.FLOE)}</td><td>{fmt(a, |s| s.combined)}</td>
+                            </tr> }.into_any(),
+                            view! { <tr data-testid="train-compare-row" data-group=label data-which="after" data-combined=b.map(|s| s.combined.to_string()).unwrap_or_default()>
+                                <td>"after"</td>
+                                <td>{fmt(b, |s| s.SIC)}</td><td>{fmt(b, |s| s.SOD)}</td><td>{fmt(b, |s| s.FLOE)}</td>
+                                <td>{fmt(b, |s| s.combined)}
+                                    {diff.map(|d| view! { <span class={if d > 0.0 { "diff better" } else if d < 0.0 { "diff worse" } else { "diff" }}>{format!(" {d:+.1}")}</span> })}
+                                </td>
+                            </tr> }.into_any(),
+                        ]
+                    }).collect::<Vec<_>>()}
+                </tbody>
+            </table>
+            <div class="maps">
+                <label>"Map "
+                    <select on:change=move |ev| chart.set(match event_target_value(&ev).as_str() { "SIC" => Chart::SIC, "FLOE" => Chart::FLOE, _ => Chart::SOD })>
+                        <option value="SOD">"SOD"</option>
+                        <option value="SIC">"SIC"</option>
+                        <option value="FLOE">"FLOE"</option>
+                    </select>
+                </label>
+                <div class="side-by-side">
+                    <figure><canvas node_ref=before_canvas data-testid="train-map-before"></canvas><figcaption>{original.clone()}</figcaption></figure>
+                    <figure><canvas node_ref=after_canvas data-testid="train-map-after"></canvas><figcaption>{tuned.clone()}</figcaption></figure>
+                </div>
+            </div>
+            <div class="train-export">
+                "Export the fine-tuned model: "
+                <button data-testid="train-export-pt" on:click=move |_| export("pt")>".pt (PyTorch)"</button>
+                <button data-testid="train-export-safetensors" on:click=move |_| export("safetensors")>"safetensors"</button>
+                <button data-testid="train-export-bpk" on:click=move |_| export("bpk")>"burnpack"</button>
+            </div>
+        </div>
+    }
+}
