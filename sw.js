@@ -3,7 +3,7 @@
 // once; when the network is gone, the cached copy answers. Nothing outside this origin is
 // ever fetched.
 const CACHE = 'icelens-v1';
-const BUNDLED = ['./', './index.html', './assets/demo/20210315T101500_dmi_prep.nc', './models/icelens-demo.bpk'];
+const BUNDLED = ['./', './index.html', './assets/demo/20210315T101500_dmi_prep.nc', './models/icelens-demo.bpk', './assets/demo/story.json'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {

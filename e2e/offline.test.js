@@ -44,6 +44,12 @@ test('after the first load the page works offline', { timeout: 60000 }, async ()
   assert.match(await page.textContent('[data-testid="scene-list"]'), /20210315T101500_dmi/);
   const width = await page.$eval('canvas.sar', (c) => c.width);
   assert.equal(width, 384);
+  // The bundled story is there too, ready to present.
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="story-step"]').length >= 6, null, { timeout: 30000 });
+  await page.click('[data-testid="story-present"]');
+  await page.keyboard.press('ArrowRight');
+  assert.match(await page.textContent('[data-testid="story-counter"]'), /^2 \/ \d+$/);
+  await page.keyboard.press('Escape');
   // Files still open offline: they never leave the machine.
   await dropFiles(page, 'drop-zone', [{ name: '20200117T211533_cis_prep.nc', bytes: fs.readFileSync(path.join(SHARED, 'fixtures', '20200117T211533_cis_prep.nc')) }]);
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="scene-list"] li:not(.loading)').length === 2);

@@ -11,6 +11,7 @@ mod inference;
 mod layers;
 mod panels;
 mod picture;
+mod story;
 mod training;
 mod viewer;
 

@@ -25,6 +25,7 @@ pub mod read;
 pub mod render;
 pub mod scene;
 pub mod stats;
+pub mod story;
 pub mod synth;
 pub mod upload;
 
