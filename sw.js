@@ -3,7 +3,9 @@
 // once; when the network is gone, the cached copy answers. Nothing outside this origin is
 // ever fetched.
 const CACHE = 'icelens-v1';
-const BUNDLED = ['./', './index.html', './assets/demo/20210315T101500_dmi_prep.nc', './models/icelens-demo.bpk', './assets/demo/story.json'];
+const BUNDLED = ['./', './index.html', './assets/demo/20210315T101500_dmi_prep.nc', './models/icelens-demo.bpk', './assets/demo/story.json',
+  // The decoding worker: named by Trunk without a hash, as a worker's script must be.
+  './icelens-worker_loader.js', './icelens-worker.js', './icelens-worker_bg.wasm'];
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {

@@ -32,6 +32,18 @@ pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
+/// The first `n` bytes of a user's file (fewer when it is shorter), to tell what it is.
+pub async fn read_head(file: &web_sys::File, n: f64) -> Result<Vec<u8>, String> {
+    let name = file.name();
+    let part = file
+        .slice_with_f64_and_f64(0.0, n.min(file.size()))
+        .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
+    let buffer = JsFuture::from(part.array_buffer())
+        .await
+        .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
 /// Fetches a file shipped with the app (same origin, works offline once cached).
 pub async fn fetch_asset(url: &str) -> Result<Vec<u8>, String> {
     let window = web_sys::window().ok_or("no window")?;

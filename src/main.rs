@@ -5,6 +5,7 @@
 
 mod app;
 mod conditions;
+mod decode;
 mod files;
 mod fragment;
 mod inference;

@@ -27,6 +27,7 @@ pub mod scene;
 pub mod stats;
 pub mod story;
 pub mod synth;
+pub mod transfer;
 pub mod upload;
 
 pub use chart::Chart;

@@ -166,6 +166,12 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
 }
 
 /// Recognises files that are clearly not netCDF, to say what they are instead.
+/// Whether a file's first bytes are those of a netCDF file (classic, or netCDF-4 without a
+/// user block): how the page decides, from a few bytes, to decode a file in its worker.
+pub fn starts_like_netcdf(head: &[u8]) -> bool {
+    head.starts_with(b"CDF") || head.starts_with(b"\x89HDF\r\n\x1a\n")
+}
+
 fn sniff(file: &str, bytes: &[u8]) -> Result<(), FileError> {
     const HDF5: &[u8] = b"\x89HDF\r\n\x1a\n";
     if bytes.is_empty() {

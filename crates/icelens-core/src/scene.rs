@@ -5,14 +5,14 @@
 //! 24-channel model input of a whole real scene would cost 2.5 GB, so it is never built: see
 //! [`Scene::input_window`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::channels::{HH_MEAN_STD, HV_MEAN_STD};
 use crate::chart::{Chart, CHART_FILL};
 use crate::meta::SceneMeta;
 
 /// The container a scene was stored in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Container {
     /// netCDF-4 on HDF5 (the challenge's own files).
@@ -31,15 +31,21 @@ impl Container {
 }
 
 /// A numeric or text attribute value, as kept for display.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AttrValue {
     Text(String),
-    Numbers(Vec<f64>),
+    Numbers(#[serde(deserialize_with = "numbers_or_nan")] Vec<f64>),
+}
+
+/// JSON has no NaN (serde writes it as `null`, e.g. a `_FillValue` of NaN); read it back.
+fn numbers_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    let v: Vec<Option<f64>> = Deserialize::deserialize(d)?;
+    Ok(v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
 }
 
 /// Name, shape, type and attributes of one variable of the file, as found.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariableInfo {
     pub name: String,
     pub dims: Vec<(String, usize)>,
@@ -48,7 +54,7 @@ pub struct VariableInfo {
 }
 
 /// Geolocation tie points, a coarse grid evenly spread over the scene.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TiePoints {
     /// Tie points along the samples axis (the first axis in the files).
     pub n_samples: usize,

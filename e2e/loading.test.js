@@ -1,0 +1,99 @@
+// Dropped scenes are decoded in a Web Worker with per-file progress, and a scene that would
+// not fit the page's memory budget is refused by name, with everything loaded kept.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { serve, launch, dropFiles, SHARED } = require('./harness');
+
+
+const ROOT = path.resolve(__dirname, '..');
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'icelens-load-'));
+let server; let browser; let page; const pageErrors = []; const workers = [];
+
+before(async () => {
+  // A 1536 x 1536 scene (netCDF-3, about 45 MB): several slices of reading to report.
+  execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', 'synth', '--out', TMP, '--size', '1536', '1536', '--seed', '4', '--stamp', '20220105T093000'],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  server = await serve();
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on('pageerror', (e) => pageErrors.push(String(e)));
+  page.on('worker', (w) => {
+    const entry = { url: w.url(), closed: false };
+    workers.push(entry);
+    w.on('close', () => { entry.closed = true; });
+  });
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+  fs.rmSync(TMP, { recursive: true, force: true });
+});
+
+test('a dropped scene is decoded in a worker, with progress, while the page answers', { timeout: 120000 }, async () => {
+  const file = fs.readdirSync(TMP).find((f) => f.endsWith('.nc'));
+  const bytes = fs.readFileSync(path.join(TMP, file));
+  assert.ok(bytes.length > 30e6, `${bytes.length} bytes`);
+  // Every state the scene list's progress item goes through, and the longest pause of the
+  // page's event loop meanwhile.
+  await page.evaluate(() => {
+    window.seen = [];
+    const list = document.querySelector('[data-testid="scene-list"]');
+    window.gap = 0; window.last = performance.now();
+    window.ticker = setInterval(() => { const now = performance.now(); window.gap = Math.max(window.gap, now - window.last); window.last = now; }, 20);
+    new MutationObserver(() => {
+      const items = list.querySelectorAll('[data-testid="file-progress"]');
+      for (const li of items) window.seen.push(`${li.dataset.stage}:${li.dataset.pct}`);
+      // The worker's work is over when it reports the decoding done: stop timing there (what
+      // follows, drawing the new scene, is the page's own work).
+      if (window.seen.includes('decoding:100') || (window.seen.length && !items.length)) clearInterval(window.ticker);
+    }).observe(list, { subtree: true, attributes: true, childList: true, characterData: true });
+  });
+  // The file is built in the page before timing starts (the test's own base64 decoding of
+  // 45 MB takes seconds of the page's thread), then dropped.
+  const dt = await page.evaluateHandle(({ b64, name }) => {
+    const d = new DataTransfer();
+    const bin = atob(b64); const u = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+    d.items.add(new File([u], name, { type: 'application/octet-stream' }));
+    return d;
+  }, { b64: bytes.toString('base64'), name: file });
+  await page.evaluate(() => { window.gap = 0; window.last = performance.now(); });
+  for (const ev of ['dragenter', 'dragover', 'drop']) {
+    await page.dispatchEvent('[data-testid="drop-zone"]', ev, { dataTransfer: dt });
+  }
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="scene-list"] li:not(.loading)').length === 2, null, { timeout: 90000 });
+  const { seen, gap } = await page.evaluate(() => { clearInterval(window.ticker); return { seen: window.seen, gap: window.gap }; });
+  const reading = seen.filter((s) => s.startsWith('reading:')).map((s) => Number(s.split(':')[1]));
+  assert.ok(reading.some((p) => p > 0 && p < 100), `reading progress: ${[...new Set(seen)]}`);
+  assert.ok(seen.some((s) => s.startsWith('decoding:')), `decoding shown: ${[...new Set(seen)]}`);
+  // The decoding ran in a worker of its own, ended once the scene arrived.
+  const decoder = workers.find((w) => w.url.endsWith('/icelens-worker_loader.js'));
+  assert.ok(decoder, `workers: ${JSON.stringify(workers)}`);
+  await page.waitForFunction(() => true);
+  assert.ok(decoder.closed, 'the worker is ended');
+  // The page kept answering while the file was read and decoded.
+  assert.ok(gap < 500, `longest pause ${gap.toFixed(0)} ms`);
+  assert.match(await page.textContent('[data-testid="scene-list"]'), /1536/);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a scene over the memory budget is refused by name; what was loaded stays', { timeout: 60000 }, async () => {
+  await page.goto(`http://127.0.0.1:${server.address().port}/?memory-budget=6`);
+  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  const name = '20190412T103015_dmi_prep.nc';
+  await dropFiles(page, 'drop-zone', [{ name, bytes: fs.readFileSync(path.join(SHARED, 'fixtures', name)) }]);
+  const error = page.locator('[data-testid="error"]').first();
+  await error.waitFor({ timeout: 30000 });
+  const text = await error.textContent();
+  assert.match(text, new RegExp(`^${name}: decoded, it takes \\d+ MB, but the page already holds \\d+ MB of its 6 MB memory budget`));
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="scene-list"] li.loading').length === 0);
+  assert.equal(await page.locator('[data-testid="scene-list"] li:not(.loading)').count(), 1);
+  assert.match(await page.textContent('[data-testid="scene-list"]'), /20210315T101500_dmi/);
+});

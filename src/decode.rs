@@ -1,0 +1,228 @@
+//! Decoding a dropped scene in a Web Worker (`src/worker.rs`), with progress, and taking the
+//! result in only if it fits the page's memory budget.
+//!
+//! One worker per file: it is ended once the scene has arrived (or failed), which returns
+//! its memory to the browser. If it dies (out of memory on a huge file) the page reports it
+//! and carries on.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use icelens_core::transfer::{expected_arrays, join, Array, Parts};
+use icelens_core::Scene;
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// The worker's loader script, written by Trunk next to the page.
+const WORKER_URL: &str = "./icelens-worker_loader.js";
+
+/// Bytes of decoded data (scenes, predictions) the page keeps at most. wasm32 memory ends at
+/// 4 GB; the rest is left for inference buffers, pictures and the allocator's slack.
+pub const MEMORY_BUDGET: usize = 2_800 * 1024 * 1024;
+
+/// The budget, or a smaller one given as `?memory-budget=MB` in the page's URL (to try the
+/// refusal without a pile of real scenes).
+pub fn budget() -> usize {
+    let search = get(&get(&js_sys::global(), "location"), "search")
+        .as_string()
+        .unwrap_or_default();
+    search
+        .trim_start_matches('?')
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("memory-budget="))
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|mb| mb.is_finite() && *mb > 0.0)
+        .map(|mb| ((mb * 1e6) as usize).min(MEMORY_BUDGET))
+        .unwrap_or(MEMORY_BUDGET)
+}
+
+/// What a scene holds in memory.
+pub fn scene_bytes(s: &Scene) -> usize {
+    s.pixels() * 16
+        + s.coarse.iter().map(|c| c.len() * 4).sum::<usize>()
+        + if s.has_charts() { 3 * s.pixels() } else { 0 }
+}
+
+/// What a prediction of `pixels` holds: three class maps and three confidences.
+pub fn prediction_bytes(pixels: usize) -> usize {
+    pixels * 15
+}
+
+/// Where a file's decoding stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub stage: String,
+    pub done: f64,
+    pub total: f64,
+}
+
+fn js_err(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .or_else(|| {
+            Reflect::get(&e, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+        })
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+fn call(o: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let f: js_sys::Function = Reflect::get(o, &name.into())?.dyn_into()?;
+    let args: js_sys::Array = args.iter().copied().collect();
+    f.apply(o, &args)
+}
+
+fn get(o: &JsValue, k: &str) -> JsValue {
+    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Whether this browser can run the worker (it always can where the page runs, but a page
+/// opened from a `file://` URL cannot start one).
+pub fn available() -> bool {
+    !get(&js_sys::global(), "Worker").is_undefined()
+}
+
+/// Decodes `file` in a worker.
+///
+/// The arrays arrive as typed arrays over transferred buffers and are copied into wasm
+/// memory one by one, so the page never holds a second copy of the whole scene. `on_progress` hears of reading and decoding; `room(bytes)`
+/// is asked, before the arrays are copied in, whether the page can hold the scene, and
+/// returns a reason when it cannot.
+pub async fn decode(
+    file: web_sys::File,
+    on_progress: impl Fn(Progress) + 'static,
+    room: impl Fn(usize) -> Result<(), String>,
+) -> Result<Scene, String> {
+    let name = file.name();
+    let ctor = get(&js_sys::global(), "Worker");
+    let ctor: js_sys::Function = ctor
+        .dyn_into()
+        .map_err(|_| format!("{name}: this browser cannot start a Web Worker"))?;
+    let worker = Reflect::construct(&ctor, &js_sys::Array::of1(&WORKER_URL.into()))
+        .map_err(|e| format!("{name}: the decoding worker did not start ({})", js_err(e)))?;
+
+    // The worker's replies become one promise: resolved with the scene message, rejected
+    // with an error message; progress goes to the callback on the way.
+    let slot: Rc<RefCell<Option<(js_sys::Function, js_sys::Function)>>> = Rc::default();
+    let promise = {
+        let slot = slot.clone();
+        js_sys::Promise::new(&mut move |resolve, reject| {
+            *slot.borrow_mut() = Some((resolve, reject));
+        })
+    };
+    let settle = {
+        let slot = slot.clone();
+        move |ok: bool, v: &JsValue| {
+            if let Some((resolve, reject)) = slot.borrow_mut().take() {
+                let _ = if ok {
+                    resolve.call1(&JsValue::NULL, v)
+                } else {
+                    reject.call1(&JsValue::NULL, v)
+                };
+            }
+        }
+    };
+    let file_value: JsValue = file.clone().into();
+    let worker_for_ready = worker.clone();
+    let settle_msg = settle.clone();
+    let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        let data = get(&event, "data");
+        match get(&data, "kind").as_string().as_deref() {
+            Some("ready") => {
+                let msg = Object::new();
+                let _ = Reflect::set(&msg, &"file".into(), &file_value);
+                if let Err(e) = call(&worker_for_ready, "postMessage", &[&msg]) {
+                    settle_msg(false, &e);
+                }
+            }
+            Some("progress") => on_progress(Progress {
+                stage: get(&data, "stage").as_string().unwrap_or_default(),
+                done: get(&data, "done").as_f64().unwrap_or(0.0),
+                total: get(&data, "total").as_f64().unwrap_or(1.0),
+            }),
+            Some("scene") => settle_msg(true, &data),
+            Some("error") => settle_msg(false, &get(&data, "message")),
+            _ => {}
+        }
+    });
+    let settle_err = settle.clone();
+    let on_error = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+        // Usually the worker ran out of memory, or its script could not load.
+        let _ = call(&event, "preventDefault", &[]);
+        let what = get(&event, "message")
+            .as_string()
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| "the decoding worker stopped (out of memory?)".into());
+        settle_err(false, &JsValue::from_str(&what));
+    });
+    let _ = Reflect::set(&worker, &"onmessage".into(), on_message.as_ref());
+    let _ = Reflect::set(&worker, &"onerror".into(), on_error.as_ref());
+
+    let result = JsFuture::from(promise).await;
+    let _ = call(&worker, "terminate", &[]);
+    drop((on_message, on_error));
+    let data = result.map_err(|e| {
+        let m = js_err(e);
+        if m.starts_with(&name) {
+            m
+        } else {
+            format!("{name}: {m}")
+        }
+    })?;
+
+    let header = get(&data, "header")
+        .as_string()
+        .ok_or_else(|| format!("{name}: the worker sent no scene"))?;
+    let want = expected_arrays(&header).map_err(|e| format!("{name}: {e}"))?;
+    let arrays: js_sys::Array = get(&data, "arrays")
+        .dyn_into()
+        .map_err(|_| format!("{name}: the worker sent no arrays"))?;
+    if arrays.length() as usize != want.len() {
+        return Err(format!(
+            "{name}: the worker sent {} arrays, expected {}",
+            arrays.length(),
+            want.len()
+        ));
+    }
+    let bytes: usize = want.iter().map(|(f, n)| if *f { n * 4 } else { *n }).sum();
+    room(bytes).map_err(|e| format!("{name}: {e}"))?;
+    let mut out = Vec::with_capacity(want.len());
+    for (i, (is_f32, len)) in want.into_iter().enumerate() {
+        let a = arrays.get(i as u32);
+        let array = if is_f32 {
+            let t: js_sys::Float32Array = a
+                .dyn_into()
+                .map_err(|_| format!("{name}: array {i} is not float32"))?;
+            if t.length() as usize != len {
+                return Err(format!(
+                    "{name}: array {i} has {} values, expected {len}",
+                    t.length()
+                ));
+            }
+            Array::F32(t.to_vec())
+        } else {
+            let t: js_sys::Uint8Array = a
+                .dyn_into()
+                .map_err(|_| format!("{name}: array {i} is not bytes"))?;
+            if t.length() as usize != len {
+                return Err(format!(
+                    "{name}: array {i} has {} values, expected {len}",
+                    t.length()
+                ));
+            }
+            Array::U8(t.to_vec())
+        };
+        out.push(array);
+    }
+    join(Parts {
+        header,
+        arrays: out,
+    })
+    .map_err(|e| format!("{name}: {e}"))
+}

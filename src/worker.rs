@@ -1,0 +1,173 @@
+//! The page's Web Worker: reads a dropped scene file and decodes it off the UI thread.
+//!
+//! A real scene is a 100-200 MB netCDF-4 file whose decoding takes seconds and briefly needs
+//! its bytes and its arrays together. Here that happens in a worker with its own wasm memory:
+//! the page keeps answering, and a file that is too much for memory kills this worker, not
+//! the tab. The page starts one worker per file and ends it afterwards, which also hands
+//! the decoding's memory back to the browser (wasm memory never shrinks).
+//!
+//! Messages, in: `{ file: File }`. Out: `{ kind: "progress", stage, done, total }` while
+//! reading and decoding, then `{ kind: "scene", header, arrays }` (see
+//! `icelens_core::transfer`; the arrays' buffers are transferred, not copied) or
+//! `{ kind: "error", message }`.
+//!
+//! Only `js_sys` is used to reach the worker's globals, so this adds no `web-sys` features
+//! (which would rebuild the GPU stack that shares them).
+
+#[cfg(target_arch = "wasm32")]
+mod run {
+    use icelens_core::transfer::{split, Array};
+    use icelens_core::{read_scene, ReadLimits};
+    use js_sys::{Array as JsArray, Object, Reflect, Uint8Array};
+    use wasm_bindgen::prelude::*;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen_futures::JsFuture;
+
+    /// Bytes read per slice of the file: small enough for smooth progress, large enough that
+    /// the per-slice cost does not matter.
+    const CHUNK: f64 = 8.0 * 1024.0 * 1024.0;
+    /// The page refuses larger files before sending them; checked again here.
+    const MAX_FILE_BYTES: f64 = 600.0 * 1024.0 * 1024.0;
+
+    fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
+        let _ = Reflect::set(o, &k.into(), &v.into());
+    }
+
+    fn post(msg: &Object, transfer: Option<&JsArray>) {
+        let global = js_sys::global();
+        let Ok(f) = Reflect::get(&global, &"postMessage".into()) else {
+            return;
+        };
+        let Ok(f) = f.dyn_into::<js_sys::Function>() else {
+            return;
+        };
+        let _ = match transfer {
+            Some(t) => f.call2(&global, msg, t),
+            None => f.call1(&global, msg),
+        };
+    }
+
+    fn progress(stage: &str, done: f64, total: f64) {
+        let o = Object::new();
+        set(&o, "kind", "progress");
+        set(&o, "stage", stage);
+        set(&o, "done", done);
+        set(&o, "total", total);
+        post(&o, None);
+    }
+
+    fn js_err(e: JsValue) -> String {
+        e.as_string()
+            .or_else(|| {
+                e.dyn_ref::<js_sys::Error>()
+                    .map(|e| String::from(e.message()))
+            })
+            .unwrap_or_else(|| "unknown browser error".into())
+    }
+
+    fn call0(o: &JsValue, name: &str) -> Result<JsValue, String> {
+        Reflect::get(o, &name.into())
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
+            .and_then(|f| f.call0(o))
+            .map_err(js_err)
+    }
+
+    /// Reads a `File` in slices, reporting progress.
+    async fn read(file: &JsValue, name: &str) -> Result<Vec<u8>, String> {
+        let size = Reflect::get(file, &"size".into())
+            .ok()
+            .and_then(|s| s.as_f64())
+            .ok_or_else(|| format!("{name}: not a file"))?;
+        if size > MAX_FILE_BYTES {
+            return Err(format!(
+                "{name}: is {:.0} MB, more than the {:.0} MB this page can hold in memory",
+                size / 1e6,
+                MAX_FILE_BYTES / 1e6
+            ));
+        }
+        let mut bytes = vec![0u8; size as usize];
+        let slice = Reflect::get(file, &"slice".into())
+            .and_then(|f| f.dyn_into::<js_sys::Function>())
+            .map_err(js_err)?;
+        let mut at = 0.0;
+        while at < size {
+            let end = (at + CHUNK).min(size);
+            let part = slice
+                .call2(file, &at.into(), &end.into())
+                .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
+            let promise: js_sys::Promise = call0(&part, "arrayBuffer")
+                .map_err(|e| format!("{name}: cannot be read ({e})"))?
+                .dyn_into()
+                .map_err(|_| format!("{name}: cannot be read"))?;
+            let buffer = JsFuture::from(promise)
+                .await
+                .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
+            let chunk = Uint8Array::new(&buffer);
+            if chunk.length() as f64 != end - at {
+                return Err(format!("{name}: changed while it was read"));
+            }
+            chunk.copy_to(&mut bytes[at as usize..end as usize]);
+            at = end;
+            progress("reading", at, size);
+        }
+        Ok(bytes)
+    }
+
+    async fn handle(data: JsValue) -> Result<(), String> {
+        let file = Reflect::get(&data, &"file".into()).map_err(js_err)?;
+        let name = Reflect::get(&file, &"name".into())
+            .ok()
+            .and_then(|n| n.as_string())
+            .unwrap_or_else(|| "file".into());
+        let bytes = read(&file, &name).await?;
+        progress("decoding", 0.0, 1.0);
+        let scene = read_scene(&name, bytes, &ReadLimits::default()).map_err(|e| e.to_string())?;
+        progress("decoding", 1.0, 1.0);
+        let parts = split(scene);
+        let arrays = JsArray::new();
+        let transfer = JsArray::new();
+        for a in parts.arrays {
+            // Each array is copied out of wasm memory once and freed here at once.
+            let js: JsValue = match a {
+                Array::F32(v) => js_sys::Float32Array::from(v.as_slice()).into(),
+                Array::U8(v) => Uint8Array::from(v.as_slice()).into(),
+            };
+            transfer.push(&Reflect::get(&js, &"buffer".into()).map_err(js_err)?);
+            arrays.push(&js);
+        }
+        let o = Object::new();
+        set(&o, "kind", "scene");
+        set(&o, "header", parts.header);
+        set(&o, "arrays", arrays);
+        post(&o, Some(&transfer));
+        Ok(())
+    }
+
+    pub fn start() {
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
+            let data = Reflect::get(&event, &"data".into()).unwrap_or(JsValue::UNDEFINED);
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(message) = handle(data).await {
+                    let o = Object::new();
+                    set(&o, "kind", "error");
+                    set(&o, "message", message);
+                    post(&o, None);
+                }
+            });
+        });
+        let _ = Reflect::set(&js_sys::global(), &"onmessage".into(), on_message.as_ref());
+        on_message.forget();
+        // Tell the page the worker is listening (messages sent before are not lost, but a
+        // page that hears nothing can tell a worker that failed to start).
+        let o = Object::new();
+        set(&o, "kind", "ready");
+        post(&o, None);
+    }
+}
+
+fn main() {
+    #[cfg(target_arch = "wasm32")]
+    run::start();
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("icelens-worker runs in a browser, as the page's Web Worker");
+}
