@@ -97,3 +97,38 @@ test('a scene over the memory budget is refused by name; what was loaded stays',
   assert.equal(await page.locator('[data-testid="scene-list"] li:not(.loading)').count(), 1);
   assert.match(await page.textContent('[data-testid="scene-list"]'), /20210315T101500_dmi/);
 });
+
+test('the CPU backend runs the network in the worker: the page answers during a run', { timeout: 180000 }, async () => {
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="backend"]').textContent === 'webgpu', null, { timeout: 30000 });
+  await page.selectOption('select:has(option[value="cpu"])', 'cpu');
+  await page.locator('[data-testid="score-combined"]').waitFor({ timeout: 120000 });
+  const pt = fs.readFileSync(path.join(SHARED, 'reference', 'pizza_marinara.pt'));
+  const dt = await page.evaluateHandle((b64) => {
+    const d = new DataTransfer();
+    const bin = atob(b64); const u = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) u[i] = bin.charCodeAt(i);
+    d.items.add(new File([u], 'pizza_marinara.pt'));
+    return d;
+  }, pt.toString('base64'));
+  await page.evaluate(() => {
+    window.gap = 0; window.last = performance.now();
+    window.ticker = setInterval(() => { const now = performance.now(); window.gap = Math.max(window.gap, now - window.last); window.last = now; }, 20);
+  });
+  const before = workers.filter((w) => w.url.endsWith('/icelens-worker_loader.js')).length;
+  for (const ev of ['dragenter', 'dragover', 'drop']) {
+    await page.dispatchEvent('[data-testid="drop-zone"]', ev, { dataTransfer: dt });
+  }
+  await page.waitForFunction(() => document.querySelector('[data-testid="model-card"]')?.textContent.includes('pizza_marinara.pt'), null, { timeout: 30000 });
+  await page.waitForFunction(() => !document.querySelector('[data-testid="progress"]').classList.contains('idle'), null, { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="progress"]').classList.contains('idle'), null, { timeout: 150000 });
+  const gap = await page.evaluate(() => { clearInterval(window.ticker); return window.gap; });
+  // Loading the checkpoint itself (parsing its pickle, here) takes a moment; a tile of
+  // pizza_marinara on the page's thread would take over a second.
+  assert.ok(gap < 800, `longest pause ${gap.toFixed(0)} ms`);
+  assert.ok(Number.isFinite(Number(await page.textContent('[data-testid="score-combined"]'))));
+  // The network ran in the page's CPU worker (started once, still alive).
+  const loaders = workers.filter((w) => w.url.endsWith('/icelens-worker_loader.js'));
+  assert.ok(loaders.slice(before - 1).some((w) => !w.closed), JSON.stringify({ before, workers }));
+});

@@ -45,7 +45,7 @@ test('dropping a scene and a checkpoint predicts on WebGPU with the CLI scores',
     { name: SCENE, bytes: fs.readFileSync(path.join(SHARED, 'fixtures', SCENE)) },
     { name: MODEL, bytes: fs.readFileSync(path.join(SHARED, 'reference', MODEL)) },
   ]);
-  await page.locator('[data-testid="model-card"]').waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="model-card"]')?.textContent.includes('pizza_marinara.pt'), null, { timeout: 30000 });
   assert.match(await page.textContent('[data-testid="model-card"]'), /4 levels.*16, 32, 32, 32.*168523/s);
   await page.locator('[data-testid="score-combined"]').waitFor({ timeout: 360000 });
   assert.match(await page.textContent('.scores'), /on webgpu/);

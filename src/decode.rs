@@ -136,6 +136,7 @@ pub async fn decode(
         match get(&data, "kind").as_string().as_deref() {
             Some("ready") => {
                 let msg = Object::new();
+                let _ = Reflect::set(&msg, &"kind".into(), &"decode".into());
                 let _ = Reflect::set(&msg, &"file".into(), &file_value);
                 if let Err(e) = call(&worker_for_ready, "postMessage", &[&msg]) {
                     settle_msg(false, &e);

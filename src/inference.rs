@@ -1,4 +1,5 @@
-//! Running a model over a scene in the page: WebGPU when the browser has it, else the CPU.
+//! Running a model over a scene in the page: WebGPU when the browser has it, else the CPU
+//! (in a Web Worker, `cpu_worker.rs`).
 //!
 //! Tiles are run one at a time and the page yields to the browser between them, so the
 //! progress bar moves and the cancel button works while a scene is predicted.
@@ -17,6 +18,8 @@ use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
 use icelens_model::infer::{plan_tiles, write_core};
 use icelens_model::{InferOptions, Prediction, SicHead, UNet};
+
+use crate::cpu_worker;
 
 /// Which arithmetic runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +176,8 @@ pub async fn predict(
         };
         let out = match &gpu {
             Some(g) => g.forward_async(&x).await?,
+            // Off the page's thread when it can be (see cpu_worker.rs).
+            None if cpu_worker::available() => cpu_worker::forward(model, &x).await?,
             None => model.net.forward(&x),
         };
         write_core(&mut pred, &out, win, core, regression);

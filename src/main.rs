@@ -5,6 +5,7 @@
 
 mod app;
 mod conditions;
+mod cpu_worker;
 mod decode;
 mod files;
 mod fragment;
@@ -16,7 +17,23 @@ mod story;
 mod training;
 mod viewer;
 
+/// The module's static constructors (burn's GPU compiler registers its passes in some),
+/// synthesised by the wasm linker.
+#[cfg(target_arch = "wasm32")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
 fn main() {
+    // Run the constructors once, here. Without an explicit call the linker treats the page
+    // as a one-shot command and reruns every constructor at the start of each call from
+    // JavaScript into wasm (every event handler, every frame): a millisecond or more each
+    // with burn's registrations, most of the page's idle cost.
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: called once, first, before any code that relies on the constructors.
+    unsafe {
+        __wasm_call_ctors()
+    };
     app::install_panic_hook();
     leptos::mount::mount_to_body(app::App);
 }

@@ -6,18 +6,34 @@
 //! the tab. The page starts one worker per file and ends it afterwards, which also hands
 //! the decoding's memory back to the browser (wasm memory never shrinks).
 //!
-//! Messages, in: `{ file: File }`. Out: `{ kind: "progress", stage, done, total }` while
-//! reading and decoding, then `{ kind: "scene", header, arrays }` (see
-//! `icelens_core::transfer`; the arrays' buffers are transferred, not copied) or
-//! `{ kind: "error", message }`.
+//! It also runs the network on the CPU for the page, tile by tile, so that a tile's second of
+//! arithmetic never freezes the picture: the page keeps one such worker, sends it each model
+//! once, then the input of every tile.
+//!
+//! Messages, in:
+//! - `{ kind: "decode", file: File }`; out: `{ kind: "progress", stage, done, total }` while
+//!   reading and decoding, then `{ kind: "scene", header, arrays }` (see
+//!   `icelens_core::transfer`; the arrays' buffers are transferred, not copied);
+//! - `{ kind: "model", id, name, bytes }` (a checkpoint in any format icelens reads); out:
+//!   `{ kind: "done", id }`;
+//! - `{ kind: "forward", id, model, c, h, w, data: Float32Array }`; out:
+//!   `{ kind: "outputs", id, heads: [{ c, h, w, data }, ×3] }` (SIC, SOD, FLOE).
+//!
+//! Any failure answers `{ kind: "error", id, message }`.
 //!
 //! Only `js_sys` is used to reach the worker's globals, so this adds no `web-sys` features
 //! (which would rebuild the GPU stack that shares them).
 
 #[cfg(target_arch = "wasm32")]
 mod run {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use icelens_core::checkpoint::load_state_dict;
     use icelens_core::transfer::{split, Array};
     use icelens_core::{read_scene, ReadLimits};
+    use icelens_model::cpu::Feature;
+    use icelens_model::UNet;
     use js_sys::{Array as JsArray, Object, Reflect, Uint8Array};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
@@ -113,7 +129,94 @@ mod run {
         Ok(bytes)
     }
 
+    thread_local! {
+        static MODELS: RefCell<HashMap<String, UNet>> = RefCell::new(HashMap::new());
+    }
+
+    fn get(o: &JsValue, k: &str) -> JsValue {
+        Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    fn load_model(data: &JsValue) -> Result<(), String> {
+        let name = get(data, "name")
+            .as_string()
+            .ok_or("a model without a name")?;
+        let bytes: Uint8Array = get(data, "bytes")
+            .dyn_into()
+            .map_err(|_| format!("{name}: no bytes"))?;
+        let sd = load_state_dict(&name, &bytes.to_vec()).map_err(|e| e.to_string())?;
+        let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
+        MODELS.with(|m| m.borrow_mut().insert(name, net));
+        Ok(())
+    }
+
+    fn forward(data: &JsValue) -> Result<(Object, JsArray), String> {
+        let name = get(data, "model").as_string().unwrap_or_default();
+        let dim = |k: &str| {
+            get(data, k)
+                .as_f64()
+                .map(|v| v as usize)
+                .ok_or(format!("no {k}"))
+        };
+        let (c, h, w) = (dim("c")?, dim("h")?, dim("w")?);
+        let input: js_sys::Float32Array = get(data, "data")
+            .dyn_into()
+            .map_err(|_| "the tile has no float32 data".to_string())?;
+        if c != 24 || input.length() as usize != c * h * w {
+            return Err(format!(
+                "a tile of {} values is not 24 x {h} x {w}",
+                input.length()
+            ));
+        }
+        let x = Feature {
+            c,
+            h,
+            w,
+            data: input.to_vec(),
+        };
+        let out = MODELS.with(|m| {
+            m.borrow()
+                .get(&name)
+                .map(|net| net.forward(&x))
+                .ok_or(format!("{name}: not loaded in the worker"))
+        })?;
+        let heads = JsArray::new();
+        let transfer = JsArray::new();
+        for f in [out.sic, out.sod, out.floe] {
+            let o = Object::new();
+            set(&o, "c", f.c as f64);
+            set(&o, "h", f.h as f64);
+            set(&o, "w", f.w as f64);
+            let d = js_sys::Float32Array::from(f.data.as_slice());
+            transfer.push(&d.buffer());
+            set(&o, "data", d);
+            heads.push(&o);
+        }
+        let o = Object::new();
+        set(&o, "kind", "outputs");
+        set(&o, "heads", heads);
+        Ok((o, transfer))
+    }
+
     async fn handle(data: JsValue) -> Result<(), String> {
+        let id = get(&data, "id");
+        match get(&data, "kind").as_string().as_deref() {
+            Some("model") => {
+                load_model(&data)?;
+                let o = Object::new();
+                set(&o, "kind", "done");
+                set(&o, "id", id);
+                post(&o, None);
+                return Ok(());
+            }
+            Some("forward") => {
+                let (o, transfer) = forward(&data)?;
+                set(&o, "id", id);
+                post(&o, Some(&transfer));
+                return Ok(());
+            }
+            _ => {}
+        }
         let file = Reflect::get(&data, &"file".into()).map_err(js_err)?;
         let name = Reflect::get(&file, &"name".into())
             .ok()
@@ -147,9 +250,11 @@ mod run {
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
             let data = Reflect::get(&event, &"data".into()).unwrap_or(JsValue::UNDEFINED);
             wasm_bindgen_futures::spawn_local(async move {
+                let id = get(&data, "id");
                 if let Err(message) = handle(data).await {
                     let o = Object::new();
                     set(&o, "kind", "error");
+                    set(&o, "id", id);
                     set(&o, "message", message);
                     post(&o, None);
                 }
@@ -165,7 +270,18 @@ mod run {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
+extern "C" {
+    fn __wasm_call_ctors();
+}
+
 fn main() {
+    // Constructors once, here, not before every message (see the page's main.rs).
+    #[cfg(target_arch = "wasm32")]
+    // SAFETY: called once, first.
+    unsafe {
+        __wasm_call_ctors()
+    };
     #[cfg(target_arch = "wasm32")]
     run::start();
     #[cfg(not(target_arch = "wasm32"))]
