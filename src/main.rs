@@ -17,8 +17,8 @@ mod story;
 mod training;
 mod viewer;
 
-/// The module's static constructors (burn's GPU compiler registers its passes in some),
-/// synthesised by the wasm linker.
+// The module's static constructors (burn's GPU compiler registers its passes in some),
+// synthesised by the wasm linker.
 #[cfg(target_arch = "wasm32")]
 extern "C" {
     fn __wasm_call_ctors();

@@ -75,7 +75,22 @@ struct History {
     before: Option<Baseline>,
     total_steps: usize,
     started: f64,
+    /// Wall-clock seconds of every training step.
+    step_seconds: Vec<f64>,
     patches: (usize, usize),
+}
+
+impl History {
+    /// Mean seconds a step, leaving out the first (it compiles the GPU kernels) when there
+    /// are others.
+    fn mean_step_seconds(&self) -> Option<f64> {
+        let s = match self.step_seconds.len() {
+            0 => return None,
+            1 => &self.step_seconds[..],
+            _ => &self.step_seconds[1..],
+        };
+        Some(s.iter().sum::<f64>() / s.len() as f64)
+    }
 }
 
 /// A finished run: the original model, the fine-tuned one and the scenes it learnt from.
@@ -343,9 +358,13 @@ pub fn TrainingPanel(
                         "pick a condition in the \"where is it worst\" table first".into(),
                     );
                 };
-                areas = chosen
-                    .iter()
-                    .map(|s| Area::Pixels(Arc::new(condition_mask(s, &c))))
+                let masks: Vec<Vec<bool>> = chosen.iter().map(|s| condition_mask(s, &c)).collect();
+                if !masks.iter().any(|m| m.iter().any(|p| *p)) {
+                    return fail(format!("{c} covers no pixel of the chosen scenes"));
+                }
+                areas = masks
+                    .into_iter()
+                    .map(|m| Area::Pixels(Arc::new(m)))
                     .collect();
             }
         }
@@ -420,8 +439,13 @@ pub fn TrainingPanel(
                         let at = trainer.state().step;
                         history.update(|h| h.epochs.push((at, v)));
                     } else {
+                        let t0 = js_sys::Date::now();
                         let s = trainer.step_async().await?;
-                        history.update(|h| h.steps.push((s.step, s.loss)));
+                        let secs = (js_sys::Date::now() - t0) / 1000.0;
+                        history.update(|h| {
+                            h.steps.push((s.step, s.loss));
+                            h.step_seconds.push(secs);
+                        });
                     }
                     inference::yield_to_browser().await;
                 }
@@ -590,7 +614,10 @@ pub fn TrainingPanel(
                 </button>
                 <button data-testid="train-cancel" disabled=move || !phase.with(|p| p.busy()) on:click=cancel>"Stop"</button>
             </div>
-            <div class="train-status" data-testid="train-status" data-phase=move || match phase.get() { Phase::Idle => "idle", Phase::Preparing(_) => "preparing", Phase::Running => "running", Phase::Paused => "paused", Phase::Done => "done", Phase::Cancelled => "cancelled", Phase::Failed(_) => "failed" }>
+            <div class="train-status" data-testid="train-status"
+                data-first-step-seconds=move || history.with(|h| h.step_seconds.first().map(|s| format!("{s:.2}")).unwrap_or_default())
+                data-step-seconds=move || history.with(|h| h.mean_step_seconds().map(|s| format!("{s:.2}")).unwrap_or_default())
+                data-phase=move || match phase.get() { Phase::Idle => "idle", Phase::Preparing(_) => "preparing", Phase::Running => "running", Phase::Paused => "paused", Phase::Done => "done", Phase::Cancelled => "cancelled", Phase::Failed(_) => "failed" }>
                 {move || {
                     let h = history.get();
                     let done = h.steps.len();
@@ -601,9 +628,10 @@ pub fn TrainingPanel(
                         Phase::Preparing(what) => format!("{what}…"),
                         Phase::Failed(e) => format!("failed: {e}"),
                         p => format!(
-                            "{} · step {done} of {} · {} training / {} validation patches{}",
+                            "{} · step {done} of {} · {} training / {} validation patches{}{}",
                             match p { Phase::Paused => "paused", Phase::Done => "done", Phase::Cancelled => "stopped", _ => "training" },
                             h.total_steps, h.patches.0, h.patches.1,
+                            h.mean_step_seconds().map(|s| format!(" · {s:.1} s a step")).unwrap_or_default(),
                             if matches!(p, Phase::Running) && left.is_finite() { format!(" · {left:.0} s left") } else { String::new() }
                         ),
                     }

@@ -12,8 +12,12 @@ use std::time::Instant;
 use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
 use icelens_core::Scene;
 use icelens_model::burn::tensor::Device;
-use icelens_model::train::{prepare_patches, Freeze, TrainConfig, TrainEvent, TrainUNet, Trainer};
-use icelens_model::SicHead;
+use std::sync::Arc;
+
+use icelens_core::breakdown::{condition_mask, Condition, Dimension};
+use icelens_core::input::Window;
+use icelens_model::train::{Freeze, TrainConfig, TrainEvent, TrainUNet, Trainer};
+use icelens_model::{balance_weights, prepare_from, Area, SicHead, Source};
 
 use crate::load;
 
@@ -27,6 +31,87 @@ pub struct Request<'a> {
     pub patches: usize,
     pub config: TrainConfig,
     pub notes: &'a [(String, String)],
+    pub subset: Subset,
+}
+
+/// What part of the scenes patches come from, and how scenes are weighted (the page's
+/// choices, from the command line).
+#[derive(Debug, Default)]
+pub struct Subset {
+    pub area: Option<Window>,
+    pub condition: Option<Condition>,
+    pub balance: Option<Dimension>,
+}
+
+impl Subset {
+    pub fn parse(
+        area: Option<&str>,
+        condition: Option<&str>,
+        balance: Option<&str>,
+    ) -> Result<Subset, String> {
+        let area = area
+            .map(|a| {
+                let v: Vec<usize> = a
+                    .split(',')
+                    .map(|x| x.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("--area {a}: expected ROW,COL,HEIGHT,WIDTH"))?;
+                match v[..] {
+                    [r, c, h, w] if h > 0 && w > 0 => Ok(Window::new(r, c, h, w)),
+                    _ => Err(format!(
+                        "--area {a}: expected ROW,COL,HEIGHT,WIDTH, not empty"
+                    )),
+                }
+            })
+            .transpose()?;
+        let condition = condition
+            .map(|c| {
+                let (d, g) = c.split_once('=').ok_or_else(|| {
+                    format!("--condition {c}: expected DIMENSION=GROUP, e.g. land=0-2km")
+                })?;
+                let d: Dimension = d
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("--condition {c}: unknown dimension {d}"))?;
+                Ok::<_, String>(Condition::new(d, g.trim()))
+            })
+            .transpose()?;
+        let balance = balance
+            .map(|b| {
+                b.parse::<Dimension>()
+                    .map_err(|_| format!("--balance {b}: unknown dimension"))
+            })
+            .transpose()?;
+        Ok(Subset {
+            area,
+            condition,
+            balance,
+        })
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(w) = &self.area {
+            parts.push(format!(
+                "inside rows {}..{}, columns {}..{}",
+                w.row,
+                w.row + w.height,
+                w.col,
+                w.col + w.width
+            ));
+        }
+        if let Some(c) = &self.condition {
+            parts.push(format!("centred on {c}"));
+        }
+        if let Some(b) = self.balance {
+            parts.push(format!("balanced by {}", b.key()));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", parts.join(", "))
+        }
+    }
 }
 
 /// Parses `8,16,32`.
@@ -125,13 +210,44 @@ pub fn finetune(req: &Request) -> Result<(), String> {
     };
     let model = model.freeze_encoder(req.config.freeze);
     let refs: Vec<&Scene> = scenes.iter().collect();
-    let (train, val) = prepare_patches(&refs, req.patches, &req.config)?;
+    let weights = match req.subset.balance {
+        Some(d) => balance_weights(&refs, d)?,
+        None => vec![1.0; refs.len()],
+    };
+    let sources: Vec<Source> = refs
+        .iter()
+        .zip(weights)
+        .map(|(s, weight)| Source {
+            scene: s,
+            area: match (&req.subset.condition, &req.subset.area) {
+                (Some(c), _) => Area::Pixels(Arc::new(condition_mask(s, c))),
+                (None, Some(w)) => Area::Rect(*w),
+                (None, None) => Area::Whole,
+            },
+            weight,
+        })
+        .collect();
+    if req.subset.condition.is_some() && req.subset.area.is_some() {
+        return Err("give --area or --condition, not both".into());
+    }
+    if let Some(c) = &req.subset.condition {
+        let none = sources
+            .iter()
+            .all(|s| matches!(&s.area, Area::Pixels(m) if !m.iter().any(|p| *p)));
+        if none {
+            return Err(format!(
+                "--condition {c}: no pixel of the scenes belongs to it"
+            ));
+        }
+    }
+    let (train, val) = prepare_from(&sources, req.patches, &req.config)?;
     eprintln!(
-        "training {start}: {} training and {} validation patches of {} px from {} scenes",
+        "training {start}: {} training and {} validation patches of {} px from {} scenes{}",
         train.len(),
         val.len(),
         req.config.patch_size,
-        scenes.len()
+        scenes.len(),
+        req.subset.describe()
     );
     let mut trainer = Trainer::new(model, req.config.clone(), train, val)?;
     let started = Instant::now();

@@ -143,6 +143,16 @@ enum Command {
         /// KEY=VALUE notes stored in a .bpk model (e.g. data=synthetic).
         #[arg(long)]
         note: Vec<String>,
+        /// Draw patches only inside this rectangle of every scene: ROW,COL,HEIGHT,WIDTH.
+        #[arg(long)]
+        area: Option<String>,
+        /// Draw patches centred on the pixels of a condition, e.g. land=0-2km, class=SOD:3,
+        /// region=SouthEast (the groups `evaluate --by` prints).
+        #[arg(long)]
+        condition: Option<String>,
+        /// Draw every group of scenes of this dimension (service, region, month...) as often.
+        #[arg(long)]
+        balance: Option<String>,
     },
     /// Write a model in another format: .pt (PyTorch), .safetensors or .bpk (burnpack).
     Convert {
@@ -220,6 +230,9 @@ fn main() -> ExitCode {
             weights,
             seed,
             note,
+            area,
+            condition,
+            balance,
         } => finetune::parse_freeze(&freeze).and_then(|freeze| {
             let notes: Vec<(String, String)> = note
                 .iter()
@@ -256,6 +269,11 @@ fn main() -> ExitCode {
                 patches,
                 config,
                 notes: &notes,
+                subset: finetune::Subset::parse(
+                    area.as_deref(),
+                    condition.as_deref(),
+                    balance.as_deref(),
+                )?,
             })
         }),
         Command::Synth {

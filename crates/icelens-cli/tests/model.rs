@@ -432,6 +432,80 @@ fn finetune_trains_and_writes_a_model_that_loads_back() {
     assert!(same("input_block.double_conv.0.weight"), "encoder frozen");
     assert!(!same("sod_feature_map.feature_out.weight"), "head trained");
 
+    // The page's subsets from the command line: a rectangle, balanced by service; a
+    // condition; and what cannot be done, said in one line.
+    let (ok, _, stderr) = icelens(&[
+        "finetune",
+        "--filters",
+        "4,8",
+        scene.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--patches",
+        "4",
+        "--patch-size",
+        "32",
+        "--batch",
+        "2",
+        "--epochs",
+        "1",
+        "--steps",
+        "1",
+        "--area",
+        "10,20,80,70",
+        "--balance",
+        "service",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("inside rows 10..90, columns 20..90, balanced by service"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = icelens(&[
+        "finetune",
+        "--filters",
+        "4,8",
+        scene.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--patches",
+        "4",
+        "--patch-size",
+        "32",
+        "--batch",
+        "2",
+        "--epochs",
+        "1",
+        "--steps",
+        "1",
+        "--condition",
+        "service=dmi",
+    ]);
+    assert!(ok && stderr.contains("centred on"), "{stderr}");
+    for (flag, value, says) in [
+        (
+            "--condition",
+            "service=nowhere",
+            "no pixel of the scenes belongs to it",
+        ),
+        ("--balance", "land", "cannot balance by land"),
+        ("--area", "1,2,3", "ROW,COL,HEIGHT,WIDTH"),
+    ] {
+        let (ok, _, stderr) = icelens(&[
+            "finetune",
+            "--filters",
+            "4,8",
+            scene.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--patch-size",
+            "32",
+            flag,
+            value,
+        ]);
+        assert!(!ok && stderr.contains(says), "{flag} {value}: {stderr}");
+    }
+
     // Bad requests: one error line each.
     let (ok, _, stderr) = icelens(&["finetune", &path(DMI), "--out", out.to_str().unwrap()]);
     assert!(!ok && stderr.contains("--filters"), "{stderr}");
