@@ -1,8 +1,9 @@
 // Training steps in the page, in headless Chromium: the fine-tuning panel's own loop (burn's
-// autodiff on WebGPU, which is SwiftShader on a machine without a GPU), on 8 x 256 x 256
-// batches of the bundled demo scene, for the bundled demo model and for pizza_marinara.
+// autodiff on WebGPU, which is SwiftShader on a machine without a GPU, and on burn's CPU
+// backend in wasm), on 8 x 256 x 256 batches of the bundled demo scene, for the bundled demo
+// model and for pizza_marinara.
 //
-//   node bench/browser_train.js        (DIST, ICELENS_SHARED, STEPS, MODELS=demo,pizza)
+//   node bench/browser_train.js   (DIST, ICELENS_SHARED, STEPS, MODELS=demo,pizza, DEVICES=webgpu,cpu)
 //
 // Prints seconds per step (the first step, which compiles the shaders, is reported apart) and
 // writes bench/out/browser/train.json.
@@ -16,10 +17,11 @@ const SHARED = process.env.ICELENS_SHARED || path.resolve(ROOT, '..', 'shared');
 const DIST = path.resolve(process.env.DIST || path.join(ROOT, 'dist'));
 const STEPS = Number(process.env.STEPS || 3);
 const MODELS = (process.env.MODELS || 'demo,pizza').split(',');
+const DEVICES = (process.env.DEVICES || 'webgpu,cpu').split(',');
 const OUT = path.join(__dirname, 'out', 'browser', 'train.json');
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
 
-async function run(which) {
+async function run(which, device) {
   const server = await serve(DIST);
   const browser = await launch();
   try {
@@ -42,12 +44,14 @@ async function run(which) {
     await fill('train-epochs', 1);
     await fill('train-steps', STEPS);
     await fill('train-val', '0.12');
+    await page.selectOption('[data-testid="train-device"]', device);
     const t0 = Date.now();
     await page.click('[data-testid="train-run"]');
     await page.waitForFunction(() => ['done', 'failed'].includes(document.querySelector('[data-testid="train-status"]').dataset.phase), null, { timeout: 3600000 });
     const status = await page.$eval('[data-testid="train-status"]', (e) => ({ ...e.dataset, text: e.textContent }));
     const result = {
       model: which,
+      device,
       batch: '8 x 256 x 256',
       steps: STEPS,
       phase: status.phase,
@@ -55,7 +59,7 @@ async function run(which) {
       step_s: Number(status.stepSeconds),
       total_s: (Date.now() - t0) / 1000,
     };
-    log(which, JSON.stringify(result), status.text);
+    log(which, device, JSON.stringify(result), status.text);
     return result;
   } finally {
     await browser.close();
@@ -65,7 +69,7 @@ async function run(which) {
 
 (async () => {
   const results = [];
-  for (const m of MODELS) results.push(await run(m));
+  for (const m of MODELS) for (const d of DEVICES) results.push(await run(m, d));
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   fs.writeFileSync(OUT, JSON.stringify(results, null, 2));
   console.log(JSON.stringify(results, null, 2));

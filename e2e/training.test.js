@@ -120,3 +120,25 @@ test('the exported .pt reloads with the same outputs, in the page and in the CLI
   const cli = JSON.parse(out);
   assert.equal(cli.pooled.combined, tunedScore);
 });
+
+test('without WebGPU the page trains on the CPU (burn flex), and the loss still falls', { timeout: 300000 }, async () => {
+  const models = await page.locator('[data-testid="model-list"] li').count();
+  await page.selectOption('[data-testid="train-device"]', 'cpu');
+  // The settings of the WebGPU run above, so the two can be compared.
+  await fill('train-patches', 16);
+  await fill('train-patch-size', 64);
+  await fill('train-batch', 4);
+  await fill('train-epochs', 3);
+  await fill('train-steps', 4);
+  await fill('train-lr', '0.002');
+  await page.click('[data-testid="train-run"]');
+  await page.waitForFunction(() => ['done', 'failed'].includes(document.querySelector('[data-testid="train-status"]').dataset.phase), null, { timeout: 240000 });
+  assert.equal(await page.getAttribute('[data-testid="train-status"]', 'data-phase'), 'done', await page.textContent('[data-testid="train-status"]'));
+  const before = Number(await page.getAttribute('[data-testid="train-before"]', 'data-val-loss'));
+  const epochs = await page.$$eval('[data-testid="train-epoch"]', (rows) => rows.map((r) => Number(r.dataset.valLoss)));
+  assert.equal(epochs.length, 3);
+  assert.ok(Math.min(...epochs) < before, `validation loss ${before} -> ${epochs}`);
+  assert.ok(Number(await page.getAttribute('[data-testid="train-status"]', 'data-step-seconds')) > 0);
+  assert.equal(await page.locator('[data-testid="model-list"] li').count(), models + 1);
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,6 +1,7 @@
 //! Fine-tuning in the page: pick a subset (scenes, the area in view, or a condition from the
-//! "where is it worst" table), train on WebGPU with burn's autodiff one step at a time, and
-//! see the losses, the validation scores and the before/after comparison as it goes.
+//! "where is it worst" table), train on WebGPU (or burn's CPU backend where there is none)
+//! with burn's autodiff one step at a time, and see the losses, the validation scores and the
+//! before/after comparison as it goes.
 //!
 //! The loop yields to the browser after every step, so the page stays usable (pan, zoom,
 //! switch scenes) and the pause and cancel buttons answer within one step. The result is an
@@ -18,6 +19,7 @@ use icelens_core::input::Window;
 use icelens_core::metrics::Scores;
 use icelens_core::plots::loss_svg;
 use icelens_core::{Chart, Scene};
+use icelens_model::burn::tensor::Device;
 use icelens_model::train::{Baseline, Freeze, TrainConfig, TrainUNet, Trainer, ValReport};
 use icelens_model::{balance_weights, prepare_from, Area, SicHead, Source};
 use leptos::prelude::*;
@@ -39,6 +41,16 @@ enum AreaChoice {
     Scenes,
     View,
     Condition,
+}
+
+/// Where the training arithmetic runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrainOn {
+    /// burn's wgpu backend on the browser's WebGPU: asynchronous, the page stays fluid.
+    WebGpu,
+    /// burn's flex backend in wasm: works in every browser, but each step holds the page's
+    /// thread while it runs.
+    Cpu,
 }
 
 /// What the network starts from.
@@ -221,6 +233,15 @@ pub fn TrainingPanel(
     let balance: RwSignal<Option<Dimension>> = RwSignal::new(None);
     let seed = RwSignal::new(String::from("0"));
 
+    let on = RwSignal::new(None::<TrainOn>);
+    // WebGPU when the browser has it, unless the user chose.
+    let train_on = Signal::derive(move || {
+        on.get().unwrap_or(if gpu_available.get() {
+            TrainOn::WebGpu
+        } else {
+            TrainOn::Cpu
+        })
+    });
     let phase = RwSignal::new(Phase::Idle);
     let history = RwSignal::new(History::default());
     let outcome: RwSignal<Option<Outcome>> = RwSignal::new(None);
@@ -329,9 +350,12 @@ pub fn TrainingPanel(
         if phase.with_untracked(|p| p.busy()) {
             return;
         }
-        let Some(device) = inference::gpu_device() else {
-            fail("fine-tuning runs on WebGPU, which this browser does not offer (try a recent Chrome or Edge)".into());
-            return;
+        let device = match train_on.get_untracked() {
+            TrainOn::Cpu => Device::flex(),
+            TrainOn::WebGpu => match inference::gpu_device() {
+                Some(d) => d,
+                None => return fail("this browser offers no WebGPU: train on the CPU".into()),
+            },
         };
         let settings = match settings() {
             Ok(s) => s,
@@ -542,10 +566,17 @@ pub fn TrainingPanel(
     view! {
         <section class="training" data-testid="training">
             <h2>"Fine-tune"</h2>
-            <p class="hint">"Train the model further on a few scenes, the area in view, or a condition from the table, and see at once whether it helped. Runs on WebGPU; the page stays usable."</p>
-            {move || (!gpu_available.get()).then(|| view! { <p class="hint warn">"This browser offers no WebGPU: fine-tuning is unavailable (inference still runs on the CPU)."</p> })}
+            <p class="hint">"Train the model further on a few scenes, the area in view, or a condition from the table, and see at once whether it helped."</p>
+            {move || (train_on.get() == TrainOn::Cpu).then(|| view! { <p class="hint warn">"On the CPU every step holds the page for its duration: use small patches, or a browser with WebGPU."</p> })}
             <fieldset disabled=move || phase.with(|p| p.busy())>
                 <div class="train-grid">
+                    <label>"Train on "
+                        <select data-testid="train-device" prop:value=move || if train_on.get() == TrainOn::WebGpu { "webgpu" } else { "cpu" }
+                            on:change=move |ev| on.set(Some(if event_target_value(&ev) == "webgpu" { TrainOn::WebGpu } else { TrainOn::Cpu }))>
+                            <option value="webgpu" disabled=move || !gpu_available.get()>"WebGPU"</option>
+                            <option value="cpu">"CPU"</option>
+                        </select>
+                    </label>
                     <label>"Learn from "
                         <select data-testid="train-area" on:change=move |ev| area.set(match event_target_value(&ev).as_str() { "view" => AreaChoice::View, "condition" => AreaChoice::Condition, _ => AreaChoice::Scenes })>
                             <option value="scenes">"the chosen scenes"</option>
@@ -608,7 +639,7 @@ pub fn TrainingPanel(
                 })}
             </fieldset>
             <div class="train-actions">
-                <button class="primary" data-testid="train-run" disabled=move || phase.with(|p| p.busy()) || !gpu_available.get() on:click=start_run>"Fine-tune"</button>
+                <button class="primary" data-testid="train-run" disabled=move || phase.with(|p| p.busy()) on:click=start_run>"Fine-tune"</button>
                 <button data-testid="train-pause" disabled=move || !phase.with(|p| matches!(p, Phase::Running | Phase::Paused)) on:click=toggle_pause>
                     {move || if phase.get() == Phase::Paused { "Resume" } else { "Pause" }}
                 </button>

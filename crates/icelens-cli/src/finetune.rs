@@ -2,7 +2,8 @@
 //! learning), from scratch, or from a smaller model, with the same code the page uses.
 //!
 //! It runs on burn's wgpu backend (a real GPU through Vulkan/Metal/DX12, or Mesa's software
-//! Vulkan where there is none) with burn's autodiff and Adam; the best-validation weights are
+//! Vulkan where there is none) or, with `--device cpu`, on burn's flex CPU backend, with
+//! burn's autodiff and Adam; the best-validation weights are
 //! written as `.pt` (PyTorch's `torch.load` and the challenge's `UNet.load_state_dict` take
 //! it), `.safetensors` or `.bpk`.
 
@@ -32,6 +33,26 @@ pub struct Request<'a> {
     pub config: TrainConfig,
     pub notes: &'a [(String, String)],
     pub subset: Subset,
+    pub device: Backend,
+}
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// burn's wgpu backend: a GPU through Vulkan, Metal or DX12 (Mesa's software Vulkan
+    /// where there is none).
+    Gpu,
+    /// burn's flex backend: pure Rust on the CPU, the same code the page trains with when the
+    /// browser has no WebGPU.
+    Cpu,
+}
+
+pub fn parse_device(s: &str) -> Result<Backend, String> {
+    match s {
+        "gpu" => Ok(Backend::Gpu),
+        "cpu" => Ok(Backend::Cpu),
+        _ => Err(format!("--device {s}: use gpu or cpu")),
+    }
 }
 
 /// What part of the scenes patches come from, and how scenes are weighted (the page's
@@ -138,10 +159,13 @@ pub fn parse_freeze(s: &str) -> Result<Freeze, String> {
     }
 }
 
-fn device() -> Result<Device, String> {
-    Device::wgpu_options()
-        .init()
-        .map_err(|e| format!("no wgpu adapter to train on ({e:?}); install a Vulkan driver (Mesa's lavapipe works without a GPU)"))
+fn device(backend: Backend) -> Result<Device, String> {
+    match backend {
+        Backend::Cpu => Ok(Device::flex()),
+        Backend::Gpu => Device::wgpu_options()
+            .init()
+            .map_err(|e| format!("no wgpu adapter to train on ({e:?}); install a Vulkan driver (Mesa's lavapipe works without a GPU), or use --device cpu")),
+    }
 }
 
 pub fn finetune(req: &Request) -> Result<(), String> {
@@ -170,7 +194,7 @@ pub fn finetune(req: &Request) -> Result<(), String> {
     if scenes.is_empty() {
         return Err("no labelled scene to train on".into());
     }
-    let device = device()?;
+    let device = device(req.device)?;
     let sic = if req.regression {
         SicHead::Regression
     } else {

@@ -153,6 +153,9 @@ enum Command {
         /// Draw every group of scenes of this dimension (service, region, month...) as often.
         #[arg(long)]
         balance: Option<String>,
+        /// gpu (burn's wgpu backend: Vulkan, Metal, DX12) or cpu (burn's flex backend).
+        #[arg(long, default_value = "gpu")]
+        device: String,
     },
     /// Write a model in another format: .pt (PyTorch), .safetensors or .bpk (burnpack).
     Convert {
@@ -233,6 +236,7 @@ fn main() -> ExitCode {
             area,
             condition,
             balance,
+            device,
         } => finetune::parse_freeze(&freeze).and_then(|freeze| {
             let notes: Vec<(String, String)> = note
                 .iter()

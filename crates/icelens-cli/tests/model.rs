@@ -455,6 +455,8 @@ fn finetune_trains_and_writes_a_model_that_loads_back() {
         "10,20,80,70",
         "--balance",
         "service",
+        "--device",
+        "cpu",
     ]);
     assert!(ok, "{stderr}");
     assert!(
@@ -490,6 +492,7 @@ fn finetune_trains_and_writes_a_model_that_loads_back() {
         ),
         ("--balance", "land", "cannot balance by land"),
         ("--area", "1,2,3", "ROW,COL,HEIGHT,WIDTH"),
+        ("--device", "tpu", "use gpu or cpu"),
     ] {
         let (ok, _, stderr) = icelens(&[
             "finetune",

@@ -383,8 +383,19 @@ fn patches_are_seeded_and_labelled() {
 #[test]
 #[ignore]
 fn step_time_marinara_8x256() {
+    step_time(&device());
+}
+
+/// The same on burn's CPU backend (flex, one thread); run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn step_time_marinara_8x256_cpu() {
+    step_time(&Device::flex());
+}
+
+fn step_time(device: &Device) {
     let sd = marinara_sd();
-    let net = TrainUNet::from_state_dict(&sd, &device()).unwrap();
+    let net = TrainUNet::from_state_dict(&sd, device).unwrap();
     let scene = synth_scene(600, 600, 1);
     let patches = sample_patches(&[&scene], 8, 256, 1).unwrap();
     let config = TrainConfig::default();
@@ -580,4 +591,50 @@ fn validation_scores_match_the_exported_network() {
         assert!((g - w).abs() < 0.5, "validation {scores:?} vs CPU {want:?}");
     }
     assert!(scores.combined.is_finite());
+}
+
+/// burn's CPU backend (flex, what the page trains on without WebGPU) takes the same step as
+/// the GPU one: same start, same batch, same losses and updated weights within float error.
+#[test]
+fn the_cpu_backend_trains_like_the_gpu_one() {
+    let scene = synth_scene(120, 120, 12);
+    let patches = sample_patches(&[&scene], 4, 48, 3).unwrap();
+    let (train, val) = split_validation(patches, 0.25, 3);
+    let config = TrainConfig {
+        lr: 1e-3,
+        batch_size: 3,
+        epochs: 1,
+        steps_per_epoch: 2,
+        patch_size: 48,
+        ..TrainConfig::default()
+    };
+    let run = |device: &Device| {
+        let net = TrainUNet::new(&[4, 8], SicHead::Classification, 21, device).unwrap();
+        let mut t = Trainer::new(net, config.clone(), train.clone(), val.clone()).unwrap();
+        let before = t.baseline().unwrap().unwrap();
+        let steps = [t.step().unwrap(), t.step().unwrap()];
+        let v = t.validate().unwrap();
+        (before, steps, v, t.model().to_state_dict().unwrap())
+    };
+    let (b_gpu, s_gpu, v_gpu, sd_gpu) = run(&device());
+    let (b_cpu, s_cpu, v_cpu, sd_cpu) = run(&Device::flex());
+    let close = |a: f32, b: f32, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-3 * a.abs().max(1.0),
+            "{what}: {a} vs {b}"
+        );
+    };
+    close(b_gpu.loss, b_cpu.loss, "loss before");
+    for (g, c) in s_gpu.iter().zip(&s_cpu) {
+        close(g.loss, c.loss, "step loss");
+    }
+    close(v_gpu.loss, v_cpu.loss, "validation loss");
+    assert_eq!(sd_gpu.keys_in_order(), sd_cpu.keys_in_order());
+    // Adam moves a weight by about the learning rate whatever its gradient's size, so a
+    // gradient within float error of zero may move either way on the two backends: at most
+    // 2 steps x 2 x 1e-3.
+    for (k, t) in &sd_gpu.tensors {
+        let d = max_abs_diff(&t.data, &sd_cpu.tensors[k].data);
+        assert!(d < 4.5e-3, "{k}: differs by {d}");
+    }
 }
