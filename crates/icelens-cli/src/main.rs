@@ -278,6 +278,7 @@ fn main() -> ExitCode {
                     condition.as_deref(),
                     balance.as_deref(),
                 )?,
+                device: finetune::parse_device(&device)?,
             })
         }),
         Command::Synth {
