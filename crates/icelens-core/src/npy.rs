@@ -156,8 +156,12 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
         return Err("Fortran-ordered .npy arrays are not supported".into());
     }
     let shape_text = field("shape")?;
-    let close = shape_text.find(')').ok_or("bad .npy shape")?;
-    let shape = shape_text[1..close]
+    let inner = shape_text
+        .strip_prefix('(')
+        .and_then(|t| t.split_once(')'))
+        .map(|(inner, _)| inner)
+        .ok_or("the .npy shape is not a tuple such as (1, 24, 256, 256)")?;
+    let shape = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -185,6 +189,9 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
     })
 }
 
+/// Largest `.npz` member icelens inflates (a whole-scene reference array is under 100 MB).
+pub const MAX_NPZ_MEMBER: u64 = 1 << 30;
+
 /// Reads one member (`name`, without `.npy`) of an `.npz` archive.
 pub fn read_npz_member(npz: &[u8], name: &str) -> Result<NpyArray, String> {
     let mut zip =
@@ -192,10 +199,19 @@ pub fn read_npz_member(npz: &[u8], name: &str) -> Result<NpyArray, String> {
     let mut file = zip
         .by_name(&format!("{name}.npy"))
         .map_err(|_| format!("the .npz has no member {name}"))?;
-    // The declared size only sizes the buffer; `read` checks it against the shape.
-    let mut bytes = Vec::with_capacity((file.size() as usize).min(1 << 30));
-    file.read_to_end(&mut bytes)
+    // The declared size is a claim: reserve no more than the archive holds, and inflate at
+    // most MAX_NPZ_MEMBER bytes whatever it says; `read` then checks the data against the shape.
+    let mut bytes = Vec::with_capacity(file.size().min(npz.len() as u64) as usize);
+    (&mut file)
+        .take(MAX_NPZ_MEMBER + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| format!("member {name} cannot be read: {e}"))?;
+    if bytes.len() as u64 > MAX_NPZ_MEMBER {
+        return Err(format!(
+            "member {name} is larger than {} MiB",
+            MAX_NPZ_MEMBER >> 20
+        ));
+    }
     read(&bytes)
 }
 

@@ -18,15 +18,23 @@ use crate::scene::{AttrValue, Container, Scene, TiePoints, VariableInfo};
 pub struct ReadLimits {
     /// Largest SAR grid accepted, in pixels. The largest training scene has 31.8 M pixels.
     pub max_pixels: usize,
+    /// Largest 2 km grid accepted, in cells. Real scenes have about 50 000 (a 2 km cell is
+    /// 25 x 25 SAR pixels); its 20 channels would otherwise let a small header ask for
+    /// gigabytes.
+    pub max_grid_cells: usize,
 }
 
 impl Default for ReadLimits {
     fn default() -> Self {
         Self {
             max_pixels: 60_000_000,
+            max_grid_cells: 1_000_000,
         }
     }
 }
+
+/// Largest geolocation tie-point grid accepted (real scenes have 21 x 21).
+const MAX_TIE_POINTS: usize = 1_000_000;
 
 /// Deflate cannot compress better than about 1032:1, so a netCDF-4 file cannot honestly hold
 /// more decoded bytes than this many times its own length.
@@ -74,13 +82,16 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
     let grid_samples = r.dim(channels::DIM_GRID_SAMPLES)?;
     let tie_samples = r.dim(channels::DIM_TIE_SAMPLES)?;
     let tie_lines = r.dim(channels::DIM_TIE_LINES)?;
-    r.check_sizes(lines, samples, grid_lines, grid_samples, len, limits)?;
-    if tie_samples == 0 || tie_lines == 0 || tie_samples * tie_lines > 1_000_000 {
-        return Err(FileError::file(
-            file,
-            format!("has an implausible tie-point grid of {tie_samples} x {tie_lines}"),
-        ));
-    }
+    let (pixels, cells) = r.check_sizes(lines, samples, grid_lines, grid_samples, len, limits)?;
+    let tie_points = tie_samples
+        .checked_mul(tie_lines)
+        .filter(|n| *n > 0 && *n <= MAX_TIE_POINTS)
+        .ok_or_else(|| {
+            FileError::file(
+                file,
+                format!("has an implausible tie-point grid of {tie_samples} x {tie_lines}"),
+            )
+        })?;
 
     let full = [channels::DIM_LINES, channels::DIM_SAMPLES];
     let coarse_dims = [channels::DIM_GRID_LINES, channels::DIM_GRID_SAMPLES];
@@ -117,16 +128,16 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
         r.expect(chart.name(), &full, &[NcType::UByte, NcType::Byte])?;
     }
 
-    let (sar, charts) = r.read_full_grid(lines * samples, !present.is_empty())?;
+    let (sar, charts) = r.read_full_grid(pixels, !present.is_empty())?;
     let coarse = channels::coarse_channels()
         .iter()
-        .map(|name| r.read_f32(name, grid_lines * grid_samples))
+        .map(|name| r.read_f32(name, cells))
         .collect::<Result<Vec<_>, _>>()?;
     let tie_points = TiePoints {
         n_samples: tie_samples,
         n_lines: tie_lines,
-        lat: r.read_f64(channels::LAT, tie_samples * tie_lines)?,
-        lon: r.read_f64(channels::LON, tie_samples * tie_lines)?,
+        lat: r.read_f64(channels::LAT, tie_points)?,
+        lon: r.read_f64(channels::LON, tie_points)?,
     };
 
     let global = |name: &str| {
@@ -263,6 +274,8 @@ impl Reader<'_> {
         })
     }
 
+    /// Checks the grids against the limits and against what the file can hold; returns the
+    /// SAR pixels and 2 km cells, their products computed without overflow on any target.
     fn check_sizes(
         &self,
         lines: usize,
@@ -271,7 +284,7 @@ impl Reader<'_> {
         grid_samples: usize,
         file_len: u64,
         limits: &ReadLimits,
-    ) -> Result<(), FileError> {
+    ) -> Result<(usize, usize), FileError> {
         let err = |p: String| Err(FileError::file(self.file, p));
         if lines == 0 || samples == 0 {
             return err(format!("has an empty SAR grid ({lines} x {samples})"));
@@ -288,8 +301,19 @@ impl Reader<'_> {
                 "has a 2 km grid of {grid_lines} x {grid_samples} that does not fit its SAR grid of {lines} x {samples}"
             ));
         }
-        // The SAR-grid float channels alone need 16 bytes a pixel when decoded.
-        let needed = pixels.saturating_mul(16);
+        let cells = (grid_lines as u64).saturating_mul(grid_samples as u64);
+        if cells > limits.max_grid_cells as u64 {
+            return err(format!(
+                "claims a 2 km grid of {grid_lines} x {grid_samples} cells, more than the {} icelens accepts",
+                limits.max_grid_cells
+            ));
+        }
+        // The SAR-grid float channels alone need 16 bytes a pixel when decoded, the 2 km
+        // channels 4 bytes a cell each.
+        let coarse = channels::coarse_channels().len() as u64;
+        let needed = pixels
+            .saturating_mul(16)
+            .saturating_add(cells.saturating_mul(4 * coarse));
         let possible = match self.container {
             Container::Netcdf3 => file_len,
             Container::Netcdf4 => file_len.saturating_mul(MAX_DEFLATE_RATIO),
@@ -300,7 +324,8 @@ impl Reader<'_> {
                 needed / 1_000_000
             ));
         }
-        Ok(())
+        // Both are below limits that are `usize`s, so they fit one.
+        Ok((pixels as usize, cells as usize))
     }
 
     fn var(&self, name: &str) -> Result<&NcVariable, FileError> {

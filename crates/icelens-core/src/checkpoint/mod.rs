@@ -120,6 +120,47 @@ fn restore_order(stored: Option<String>, file_order: Vec<String>) -> Vec<String>
 /// Largest checkpoint member icelens decompresses, and largest tensor it builds.
 const MAX_MEMBER_BYTES: u64 = 1 << 30;
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
+/// Bytes of float32 tensors one checkpoint may make in all: a budget for the whole file, so
+/// that many tensors (or many views of one storage) cannot add up to more than any U-Net of
+/// the challenge needs (the largest is a few MB) by orders of magnitude.
+pub const MAX_TENSOR_BYTES: u64 = 1 << 30;
+
+/// What is left of [`MAX_TENSOR_BYTES`] while a checkpoint is read.
+struct Budget(u64);
+
+impl Budget {
+    fn new() -> Self {
+        Budget(MAX_TENSOR_BYTES)
+    }
+
+    /// Takes room for `numel` float32 values, or says why not.
+    fn take(&mut self, numel: usize) -> Result<(), String> {
+        let bytes = (numel as u64)
+            .checked_mul(4)
+            .filter(|b| *b <= self.0)
+            .ok_or_else(|| {
+                format!(
+                    "its tensors together need more than {} MiB, far more than any U-Net",
+                    MAX_TENSOR_BYTES >> 20
+                )
+            })?;
+        self.0 -= bytes;
+        Ok(())
+    }
+}
+
+/// Elements of a shape, with every product checked.
+fn element_count(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, d| a.checked_mul(*d))
+        .filter(|n| {
+            (*n as u64)
+                .checked_mul(4)
+                .is_some_and(|b| b <= MAX_MEMBER_BYTES)
+        })
+        .ok_or_else(|| format!("its shape {shape:?} is too large"))
+}
 
 /// Reads the weights of a checkpoint, recognising the format by content.
 pub fn load_state_dict(file: &str, bytes: &[u8]) -> Result<StateDict, FileError> {
@@ -170,6 +211,10 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
     let mut integer_buffers = Vec::new();
     let mut integer_values = BTreeMap::new();
     let mut order = Vec::new();
+    let mut budget = Budget::new();
+    // Each storage is read (and inflated) once, however many tensors view it; the stored
+    // bytes count against the same budget as the tensors made from them.
+    let mut storages: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (k, v) in items {
         let (Some(name), Value::Tensor(t)) = (k.as_str(), v) else {
             continue;
@@ -178,10 +223,17 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
         match t.dtype {
             StorageType::F32 | StorageType::F16 | StorageType::BF16 | StorageType::F64 => {
                 let member = format!("{prefix}data/{}", t.storage);
-                let storage = read_member(&mut zip, &member, MAX_MEMBER_BYTES)
+                if !storages.contains_key(&member) {
+                    let storage = read_member(&mut zip, &member, MAX_MEMBER_BYTES)
+                        .map_err(|e| format!("tensor `{name}`: {e}"))?;
+                    budget
+                        .take(storage.len() / 4)
+                        .map_err(|e| format!("tensor `{name}`: {e}"))?;
+                    storages.insert(member.clone(), storage);
+                }
+                let storage = storages.get(&member).map(Vec::as_slice).unwrap_or_default();
+                let tensor = materialise(t, storage, &mut budget)
                     .map_err(|e| format!("tensor `{name}`: {e}"))?;
-                let tensor =
-                    materialise(t, &storage).map_err(|e| format!("tensor `{name}`: {e}"))?;
                 tensors.insert(name.to_string(), tensor);
             }
             _ => {
@@ -250,13 +302,16 @@ fn read_member(
     name: &str,
     limit: u64,
 ) -> Result<Vec<u8>, String> {
+    let archive_len = zip.clone().into_inner().into_inner().len() as u64;
     let member = zip
         .by_name(name)
         .map_err(|_| format!("member {name} is missing from the archive"))?;
     if member.size() > limit {
         return Err(format!("member {name} is larger than {limit} bytes"));
     }
-    let mut out = Vec::with_capacity(member.size() as usize);
+    // Reserve no more than the archive itself holds: a header may claim anything, and a
+    // stored member (the torch.save layout) cannot be larger than the archive.
+    let mut out = Vec::with_capacity(member.size().min(archive_len) as usize);
     // `take` bounds the bytes actually inflated, whatever the header claims.
     member
         .take(limit + 1)
@@ -269,7 +324,11 @@ fn read_member(
 }
 
 /// Copies a strided view out of its storage, converting to f32, with every index checked.
-fn materialise(t: &TensorRef, storage: &[u8]) -> Result<Tensor, String> {
+///
+/// A view with more elements than its storage (strides of 0, or overlapping ones) is refused:
+/// torch.save never writes one for a parameter, and it would let a 4-byte storage become a
+/// tensor of any size.
+fn materialise(t: &TensorRef, storage: &[u8], budget: &mut Budget) -> Result<Tensor, String> {
     let size = t.dtype.size();
     if (t.storage_len as u128) * (size as u128) > storage.len() as u128 {
         return Err(format!(
@@ -278,12 +337,14 @@ fn materialise(t: &TensorRef, storage: &[u8]) -> Result<Tensor, String> {
             storage.len()
         ));
     }
-    let numel = t
-        .shape
-        .iter()
-        .try_fold(1usize, |a, d| a.checked_mul(*d))
-        .filter(|n| (*n as u64) * 4 <= MAX_MEMBER_BYTES)
-        .ok_or("its shape is too large")?;
+    let numel = element_count(&t.shape)?;
+    if numel > t.storage_len {
+        return Err(format!(
+            "its view {:?} has {numel} values, more than the {} of its storage",
+            t.shape, t.storage_len
+        ));
+    }
+    budget.take(numel)?;
     if numel > 0 {
         let last = t
             .shape
@@ -444,14 +505,11 @@ fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
     let mut integer_values = BTreeMap::new();
     // `into_tensors` sorts by name; the writer's order comes back from the metadata.
     let mut file_order = Vec::new();
+    let mut budget = Budget::new();
     for t in reader.into_tensors().map_err(damaged)? {
         let (name, dtype, shape, _, b) = t.into_parts().map_err(damaged)?;
         let shape = shape.to_vec();
-        let numel = shape
-            .iter()
-            .try_fold(1usize, |a, d| a.checked_mul(*d))
-            .filter(|n| (*n as u64) * 4 <= MAX_MEMBER_BYTES)
-            .ok_or_else(|| format!("tensor `{name}`: its shape is too large"))?;
+        let numel = element_count(&shape).map_err(|e| format!("tensor `{name}`: {e}"))?;
         file_order.push(name.clone());
         let size = match dtype {
             DType::F32 | DType::Flex32 => 4,
@@ -473,12 +531,15 @@ fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
                 continue;
             }
         };
-        if b.len() as u64 != numel as u64 * size {
+        if Some(b.len() as u64) != (numel as u64).checked_mul(size) {
             return Err(format!(
                 "tensor `{name}` holds {} bytes for {numel} values",
                 b.len()
             ));
         }
+        budget
+            .take(numel)
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
         let data: Vec<f32> = match dtype {
             DType::F64 => b
                 .chunks_exact(8)

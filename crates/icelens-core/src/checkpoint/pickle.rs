@@ -6,6 +6,14 @@
 //! state_dict uses (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`,
 //! `torch._utils._rebuild_parameter` and the `torch.*Storage` classes). Anything else is
 //! refused with its name. All reads are bounds-checked; the memo and stack are capped.
+//!
+//! A pickle can also be a bomb without naming any global: `DUP` and memo reads copy a value,
+//! so 64 `DUP`s of one list ask for 2^64 values from a 370-byte file. Every value on the stack
+//! and in the memo therefore carries its size in bytes and its nesting depth, computed in O(1)
+//! from its parts as it is built, and every copy is charged against one byte budget for the
+//! whole pickle ([`VALUE_BUDGET`]); nesting is capped so that neither the reader nor dropping
+//! its result can exhaust the call stack. Dict keys are made unique once, at the end, with a
+//! hash map, so a pickle of n `SETITEM`s costs O(n), not O(n²).
 
 use std::collections::HashMap;
 
@@ -121,10 +129,56 @@ impl Value {
 const MAX_STACK: usize = 100_000;
 const MAX_MEMO: usize = 1_000_000;
 const MAX_DIMS: usize = 8;
+/// Deepest nesting of containers; a state_dict with its optimizer state nests about 6 deep.
+const MAX_DEPTH: u32 = 100;
+/// Bytes of values one pickle may build or copy in all (stack, memo and result together,
+/// counted as they are made and never given back). A torch state_dict's pickle describes
+/// tensors, not their data, so even large models stay in the low megabytes.
+pub const VALUE_BUDGET: u64 = 256 << 20;
+
+/// A value with what it costs: its bytes in memory (counted as [`Value`] nodes plus their
+/// strings and byte payloads) and its nesting depth.
+#[derive(Clone)]
+struct Sized {
+    v: Value,
+    bytes: u64,
+    depth: u32,
+}
+
+const NODE: u64 = std::mem::size_of::<Value>() as u64;
+
+impl Sized {
+    /// A value with no children.
+    fn leaf(v: Value) -> Sized {
+        let payload = match &v {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Tensor(t) => t.storage.len() + 8 * (t.shape.len() + t.stride.len()),
+            Value::Storage { key, .. } => key.len(),
+            _ => 0,
+        } as u64;
+        Sized {
+            v,
+            bytes: NODE + payload,
+            depth: 0,
+        }
+    }
+
+    /// A container of `items`, whose sizes are known.
+    fn container(items: Vec<Sized>, make: impl FnOnce(Vec<Value>) -> Value) -> Sized {
+        let bytes = NODE + items.iter().map(|s| s.bytes).sum::<u64>();
+        let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
+        Sized {
+            v: make(items.into_iter().map(|s| s.v).collect()),
+            bytes,
+            depth,
+        }
+    }
+}
 
 enum Slot {
     Mark,
-    V(Value),
+    V(Sized),
 }
 
 /// Runs a pickle and returns the object it builds.
@@ -134,15 +188,20 @@ pub fn unpickle(data: &[u8]) -> Result<Value, String> {
         pos: 0,
         stack: Vec::new(),
         memo: HashMap::new(),
+        spent: 0,
     };
-    m.run()
+    let mut v = m.run()?;
+    unique_keys(&mut v)?;
+    Ok(v)
 }
 
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
     stack: Vec<Slot>,
-    memo: HashMap<u32, Value>,
+    memo: HashMap<u32, Sized>,
+    /// Bytes of values built or copied so far, against [`VALUE_BUDGET`].
+    spent: u64,
 }
 
 impl Machine<'_> {
@@ -188,27 +247,76 @@ impl Machine<'_> {
         String::from_utf8(b.to_vec()).map_err(|_| "pickle string is not UTF-8".to_string())
     }
 
+    /// Charges `bytes` against the pickle's budget.
+    fn charge(&mut self, bytes: u64) -> Result<(), String> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > VALUE_BUDGET {
+            return Err(format!(
+                "pickle builds more than {} MiB of values (copies of copies?), far beyond any state_dict",
+                VALUE_BUDGET >> 20
+            ));
+        }
+        Ok(())
+    }
     fn push(&mut self, v: Value) -> Result<(), String> {
+        self.push_sized(Sized::leaf(v))
+    }
+    fn push_sized(&mut self, v: Sized) -> Result<(), String> {
         if self.stack.len() >= MAX_STACK {
             return Err("pickle stack grows beyond any state_dict's needs".into());
         }
+        if v.depth > MAX_DEPTH {
+            return Err(format!(
+                "pickle nests containers more than {MAX_DEPTH} deep"
+            ));
+        }
+        self.charge(NODE)?;
         self.stack.push(Slot::V(v));
         Ok(())
     }
+    /// Pushes a copy of `v`, charging its whole size: the copy is deep.
+    fn push_copy(&mut self, v: &Sized) -> Result<(), String> {
+        self.charge(v.bytes)?;
+        let copy = v.clone();
+        self.push_sized(copy)
+    }
     fn pop(&mut self) -> Result<Value, String> {
+        Ok(self.pop_sized()?.v)
+    }
+    fn pop_sized(&mut self) -> Result<Sized, String> {
         match self.stack.pop() {
             Some(Slot::V(v)) => Ok(v),
             Some(Slot::Mark) => Err("pickle pops a mark as a value".into()),
             None => Err("pickle pops from an empty stack".into()),
         }
     }
-    fn top(&mut self) -> Result<&mut Value, String> {
+    fn top(&mut self) -> Result<&mut Sized, String> {
         match self.stack.last_mut() {
             Some(Slot::V(v)) => Ok(v),
             _ => Err("pickle expects a value on the stack".into()),
         }
     }
-    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
+    /// Adds `items` to the container on top of the stack with `add`, keeping its size and
+    /// depth up to date.
+    fn extend_top(
+        &mut self,
+        items: Vec<Sized>,
+        add: impl FnOnce(&mut Value, Vec<Value>) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let bytes: u64 = items.iter().map(|s| s.bytes).sum();
+        let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
+        let top = self.top()?;
+        add(&mut top.v, items.into_iter().map(|s| s.v).collect())?;
+        top.bytes = top.bytes.saturating_add(bytes);
+        top.depth = top.depth.max(depth);
+        if top.depth > MAX_DEPTH {
+            return Err(format!(
+                "pickle nests containers more than {MAX_DEPTH} deep"
+            ));
+        }
+        Ok(())
+    }
+    fn pop_mark(&mut self) -> Result<Vec<Sized>, String> {
         let at = self
             .stack
             .iter()
@@ -218,9 +326,9 @@ impl Machine<'_> {
         self.stack.pop();
         Ok(items
             .into_iter()
-            .map(|s| match s {
-                Slot::V(v) => v,
-                Slot::Mark => Value::None,
+            .filter_map(|s| match s {
+                Slot::V(v) => Some(v),
+                Slot::Mark => None,
             })
             .collect())
     }
@@ -228,16 +336,20 @@ impl Machine<'_> {
         if self.memo.len() >= MAX_MEMO {
             return Err("pickle memo grows beyond any state_dict's needs".into());
         }
+        let bytes = self.top()?.bytes;
+        self.charge(bytes)?;
         let v = self.top()?.clone();
         self.memo.insert(key, v);
         Ok(())
     }
     fn memo_get(&mut self, key: u32) -> Result<(), String> {
-        let v =
-            self.memo.get(&key).cloned().ok_or_else(|| {
-                format!("pickle refers to memo entry {key} that was never stored")
-            })?;
-        self.push(v)
+        let v = self
+            .memo
+            .remove(&key)
+            .ok_or_else(|| format!("pickle refers to memo entry {key} that was never stored"))?;
+        let pushed = self.push_copy(&v);
+        self.memo.insert(key, v);
+        pushed
     }
 
     fn global(&self, module: &str, name: &str) -> Result<Value, String> {
@@ -282,16 +394,19 @@ impl Machine<'_> {
                 b')' => self.push(Value::Tuple(vec![]))?,
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::Tuple(items))?
+                    self.push_sized(Sized::container(items, Value::Tuple))?
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.push(Value::List(items))?
+                    self.push_sized(Sized::container(items, Value::List))?
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    let dict = pairs(items)?;
-                    self.push(Value::Dict(dict))?
+                    if !items.len().is_multiple_of(2) {
+                        return Err("pickle builds a dict from an odd number of values".into());
+                    }
+                    let dict = Sized::container(items, |v| Value::Dict(pairs(v)));
+                    self.push_sized(dict)?
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -300,34 +415,30 @@ impl Machine<'_> {
                     }
                     let mut items = Vec::with_capacity(n);
                     for _ in 0..n {
-                        items.push(self.pop()?);
+                        items.push(self.pop_sized()?);
                     }
                     items.reverse();
-                    self.push(Value::Tuple(items))?
+                    self.push_sized(Sized::container(items, Value::Tuple))?
                 }
                 b'a' => {
-                    let v = self.pop()?;
-                    match self.top()? {
-                        Value::List(l) => l.push(v),
-                        _ => return Err("pickle appends to a non-list".into()),
-                    }
+                    let v = self.pop_sized()?;
+                    self.extend_top(vec![v], append)?
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::List(l) => l.extend(items),
-                        _ => return Err("pickle appends to a non-list".into()),
-                    }
+                    self.extend_top(items, append)?
                 }
                 b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    set_items(self.top()?, vec![(k, v)])?
+                    let v = self.pop_sized()?;
+                    let k = self.pop_sized()?;
+                    self.extend_top(vec![k, v], set_items)?
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
-                    let items = pairs(items)?;
-                    set_items(self.top()?, items)?
+                    if !items.len().is_multiple_of(2) {
+                        return Err("pickle builds a dict from an odd number of values".into());
+                    }
+                    self.extend_top(items, set_items)?
                 }
                 b'q' => {
                     let k = self.u8()? as u32;
@@ -442,7 +553,7 @@ impl Machine<'_> {
                     let args = self.pop()?;
                     let f = self.pop()?;
                     let v = call(f, args)?;
-                    self.push(v)?
+                    self.push_sized(Sized::leaf(v))?
                 }
                 b'b' => {
                     // BUILD: sets attributes (a state_dict's `_metadata`); icelens ignores them.
@@ -461,7 +572,7 @@ impl Machine<'_> {
                 }
                 b'2' => {
                     let v = self.top()?.clone();
-                    self.push(v)?
+                    self.push_copy(&v)?
                 }
                 _ => {
                     return Err(format!(
@@ -479,32 +590,107 @@ fn refused(module: &str, name: &str) -> String {
     )
 }
 
-fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-    if !items.len().is_multiple_of(2) {
-        return Err("pickle builds a dict from an odd number of values".into());
-    }
+/// Key/value pairs from an even-length list (checked by the caller).
+fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
     let mut out = Vec::with_capacity(items.len() / 2);
     let mut it = items.into_iter();
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         out.push((k, v));
     }
-    Ok(out)
+    out
 }
 
-fn set_items(target: &mut Value, items: Vec<(Value, Value)>) -> Result<(), String> {
+fn append(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
+    match target {
+        Value::List(l) => {
+            l.extend(items);
+            Ok(())
+        }
+        _ => Err("pickle appends to a non-list".into()),
+    }
+}
+
+/// Adds key/value pairs to a dict. Keys repeated later are merged by [`unique_keys`] at the
+/// end, so that each assignment is O(1).
+fn set_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
     match target {
         Value::Dict(d) => {
-            for (k, v) in items {
-                if let Some(slot) = d.iter_mut().find(|(old, _)| *old == k) {
-                    slot.1 = v;
-                } else {
-                    d.push((k, v));
-                }
-            }
+            d.extend(pairs(items));
             Ok(())
         }
         _ => Err("pickle sets items on a non-dict".into()),
     }
+}
+
+/// How a dict key compares, as Python hashes it; `None` for keys that are only equal to
+/// themselves (tensors, storages).
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum Key {
+    None,
+    Int(i64),
+    Float(u64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Key>),
+}
+
+fn key(v: &Value) -> Result<Option<Key>, String> {
+    Ok(Some(match v {
+        Value::None => Key::None,
+        // Python: True == 1 and hash(True) == hash(1).
+        Value::Bool(b) => Key::Int(*b as i64),
+        Value::Int(i) => Key::Int(*i),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Key::Int(*f as i64),
+        Value::Float(f) => Key::Float(f.to_bits()),
+        Value::Str(s) => Key::Str(s.clone()),
+        Value::Bytes(b) => Key::Bytes(b.clone()),
+        Value::Tuple(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for i in items {
+                match key(i)? {
+                    Some(k) => out.push(k),
+                    None => return Ok(None),
+                }
+            }
+            Key::Tuple(out)
+        }
+        Value::List(_) | Value::Dict(_) => {
+            return Err("pickle uses a list or dict as a dict key".into())
+        }
+        Value::Tensor(_) | Value::Global(_) | Value::Storage { .. } => return Ok(None),
+    }))
+}
+
+/// Gives every dict of `v` unique keys as Python's dict assignment would: a repeated key keeps
+/// its first position and takes its last value. Depth is bounded by [`MAX_DEPTH`].
+fn unique_keys(v: &mut Value) -> Result<(), String> {
+    match v {
+        Value::Tuple(items) | Value::List(items) => {
+            for i in items {
+                unique_keys(i)?;
+            }
+        }
+        Value::Dict(items) => {
+            let mut at: HashMap<Key, usize> = HashMap::new();
+            let mut out: Vec<(Value, Value)> = Vec::with_capacity(items.len());
+            for (k, mut val) in std::mem::take(items) {
+                unique_keys(&mut val)?;
+                match key(&k)? {
+                    Some(h) => match at.get(&h) {
+                        Some(&i) => out[i].1 = val,
+                        None => {
+                            at.insert(h, out.len());
+                            out.push((k, val));
+                        }
+                    },
+                    None => out.push((k, val)),
+                }
+            }
+            *items = out;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn int(v: &Value) -> Result<i64, String> {
