@@ -3,8 +3,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { serve, launch, dropFiles, SHARED, OUTPUT } = require('./harness');
+const { serve, launch, dropFiles, icelens, SHARED, OUTPUT } = require('./harness');
 
 let server; let browser; let page; const consoleErrors = [];
 
@@ -55,9 +54,8 @@ test('the bundled demo model predicts the demo scene with the CLI scores', { tim
   assert.match(card, /synthetic/);
   await page.locator('[data-testid="score-combined"]').waitFor({ timeout: 200000 });
   const root = path.resolve(__dirname, '..');
-  const out = execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', 'evaluate', '--model',
-    path.join(root, 'models', 'icelens-demo.bpk'), path.join(root, 'assets', 'demo', '20210315T101500_dmi_prep.nc'), '--json'],
-  { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = icelens(['evaluate', '--model',
+    path.join(root, 'models', 'icelens-demo.bpk'), path.join(root, 'assets', 'demo', '20210315T101500_dmi_prep.nc'), '--json']);
   const want = JSON.parse(out).pooled.combined;
   assert.equal(Number(await page.textContent('[data-testid="score-combined"]')), want);
   assert.ok(want > 50, `the demo model scores ${want} on its demo scene`);

@@ -6,8 +6,8 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { serve, launch, dropFiles, SHARED, OUTPUT } = require('./harness');
+const harness = require('./harness');
+const { serve, launch, dropFiles, SHARED, OUTPUT } = harness;
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
@@ -18,8 +18,7 @@ const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'icelens-e2e-'));
 const ST = path.join(TMP, 'pizza_marinara.safetensors');
 let server; let browser; let page; const pageErrors = [];
 
-const icelens = (...args) => execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', ...args],
-  { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+const icelens = (...args) => harness.icelens(args);
 
 before(async () => {
   // The second model is the first one written as safetensors by `icelens convert`.

@@ -1,6 +1,7 @@
 // Shared set-up of the browser tests: a static server for dist/ on 127.0.0.1 and a headless
 // Chromium with WebGPU (SwiftShader) enabled.
 const http = require('node:http');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
@@ -64,4 +65,21 @@ async function dropFiles(page, testid, files) {
   }
 }
 
-module.exports = { serve, launch, dropFiles, SHARED, OUTPUT };
+let built = false;
+
+/**
+ * Runs the `icelens` command line and returns its stdout. The binary is built with the whole
+ * workspace selected, the feature set `cargo test --workspace` builds: `cargo run --bin
+ * icelens` would select one package, unify other features and rebuild burn once more.
+ */
+function icelens(args, opts = {}) {
+  if (!built) {
+    execFileSync('cargo', ['build', '--quiet', '--workspace', '--bin', 'icelens'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    built = true;
+  }
+  const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
+  return execFileSync(path.join(target, 'debug', 'icelens'), args,
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...opts });
+}
+
+module.exports = { serve, launch, dropFiles, icelens, SHARED, OUTPUT };

@@ -5,8 +5,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { serve, launch, dropFiles, SHARED } = require('./harness');
+const { serve, launch, dropFiles, icelens, SHARED } = require('./harness');
 
 
 const ROOT = path.resolve(__dirname, '..');
@@ -15,8 +14,7 @@ let server; let browser; let page; const pageErrors = []; const workers = [];
 
 before(async () => {
   // A 1536 x 1536 scene (netCDF-3, about 45 MB): several slices of reading to report.
-  execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', 'synth', '--out', TMP, '--size', '1536', '1536', '--seed', '4', '--stamp', '20220105T093000'],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+  icelens(['synth', '--out', TMP, '--size', '1536', '1536', '--seed', '4', '--stamp', '20220105T093000']);
   server = await serve();
   browser = await launch();
   page = await browser.newPage({ viewport: { width: 1400, height: 900 } });

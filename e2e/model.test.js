@@ -4,8 +4,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { serve, launch, dropFiles, SHARED, OUTPUT } = require('./harness');
+const { serve, launch, dropFiles, icelens, SHARED, OUTPUT } = require('./harness');
 
 const SCENE = '20190412T103015_dmi_prep.nc';
 const MODEL = 'pizza_marinara.pt';
@@ -26,11 +25,8 @@ after(async () => {
 });
 
 /** What the command line says about the same scene and model. */
-function cliScores() {
-  const root = path.resolve(__dirname, '..');
-  const out = execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', 'evaluate',
-    '--model', path.join(SHARED, 'reference', MODEL), path.join(SHARED, 'fixtures', SCENE), '--json'],
-  { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+function cliScores(model = path.join(SHARED, 'reference', MODEL)) {
+  const out = icelens(['evaluate', '--model', model, path.join(SHARED, 'fixtures', SCENE), '--json']);
   return JSON.parse(out).scenes[0];
 }
 
@@ -84,28 +80,62 @@ test('error and confidence layers draw over the scene', async () => {
   assert.match(await page.textContent('.legend'), /softmax probability/);
 });
 
+/** A stored zip with one member `<dir>/data.pkl`, written by hand (a torch.save layout). */
+function storedZip(dir, pkl) {
+  const name = Buffer.from(`${dir}/data.pkl`);
+  const crc = require('node:zlib').crc32 ? require('node:zlib').crc32(pkl) : 0;
+  const local = Buffer.alloc(30); local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4);
+  local.writeUInt32LE(crc >>> 0, 14); local.writeUInt32LE(pkl.length, 18); local.writeUInt32LE(pkl.length, 22);
+  local.writeUInt16LE(name.length, 26);
+  const central = Buffer.alloc(46); central.writeUInt32LE(0x02014b50, 0); central.writeUInt16LE(20, 4); central.writeUInt16LE(20, 6);
+  central.writeUInt32LE(crc >>> 0, 16); central.writeUInt32LE(pkl.length, 20); central.writeUInt32LE(pkl.length, 24);
+  central.writeUInt16LE(name.length, 28);
+  const offset = 30 + name.length + pkl.length;
+  const end = Buffer.alloc(22); end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(1, 8); end.writeUInt16LE(1, 10);
+  end.writeUInt32LE(46 + name.length, 12); end.writeUInt32LE(offset, 16);
+  return Buffer.concat([local, name, pkl, central, name, end]);
+}
+
 test('a checkpoint that asks for code is refused and nothing is lost', async () => {
-  const JSZipless = (pkl) => {
-    // A stored zip with one member `evil/data.pkl`, written by hand.
-    const name = Buffer.from('evil/data.pkl');
-    const crc = require('node:zlib').crc32 ? require('node:zlib').crc32(pkl) : 0;
-    const local = Buffer.alloc(30); local.writeUInt32LE(0x04034b50, 0); local.writeUInt16LE(20, 4);
-    local.writeUInt32LE(crc >>> 0, 14); local.writeUInt32LE(pkl.length, 18); local.writeUInt32LE(pkl.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const central = Buffer.alloc(46); central.writeUInt32LE(0x02014b50, 0); central.writeUInt16LE(20, 4); central.writeUInt16LE(20, 6);
-    central.writeUInt32LE(crc >>> 0, 16); central.writeUInt32LE(pkl.length, 20); central.writeUInt32LE(pkl.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    const offset = 30 + name.length + pkl.length;
-    const end = Buffer.alloc(22); end.writeUInt32LE(0x06054b50, 0); end.writeUInt16LE(1, 8); end.writeUInt16LE(1, 10);
-    end.writeUInt32LE(46 + name.length, 12); end.writeUInt32LE(offset, 16);
-    return Buffer.concat([local, name, pkl, central, name, end]);
-  };
   const pkl = Buffer.from('\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.', 'latin1');
-  await page.setInputFiles('[data-testid="file-input"]', { name: 'evil.pt', mimeType: 'application/octet-stream', buffer: JSZipless(pkl) });
+  await page.setInputFiles('[data-testid="file-input"]', { name: 'evil.pt', mimeType: 'application/octet-stream', buffer: storedZip('evil', pkl) });
   const error = page.locator('[data-testid="error"]').filter({ hasText: 'evil.pt' });
   await error.waitFor({ timeout: 20000 });
   assert.match(await error.textContent(), /os\.system/);
   assert.match(await page.textContent('[data-testid="model-card"]'), /pizza_marinara\.pt/);
   assert.equal(await page.locator('[data-testid="scene-list"] li:not(.loading)').count(), 2);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a 370-byte copy bomb is read in a worker and refused by name while the page answers', async () => {
+  const workers = [];
+  page.on('worker', (w) => workers.push(w.url()));
+  // 64 DUP + TUPLE2 pairs: 2^64 values to an unpickler that copies.
+  const pkl = Buffer.concat([Buffer.from('\x80\x02]', 'latin1'), Buffer.from('2\x86'.repeat(64), 'latin1'), Buffer.from('.')]);
+  await page.evaluate(() => {
+    window.gap = 0; window.last = performance.now();
+    window.ticker = setInterval(() => { const now = performance.now(); window.gap = Math.max(window.gap, now - window.last); window.last = now; }, 20);
+  });
+  await page.setInputFiles('[data-testid="file-input"]', { name: 'bomb.pt', mimeType: 'application/octet-stream', buffer: storedZip('bomb', pkl) });
+  const error = page.locator('[data-testid="error"]').filter({ hasText: 'bomb.pt' });
+  await error.waitFor({ timeout: 20000 });
+  assert.match(await error.textContent(), /MiB of values/);
+  const gap = await page.evaluate(() => { clearInterval(window.ticker); return window.gap; });
+  assert.ok(gap < 1000, `the page paused for ${gap} ms`);
+  assert.ok(workers.length >= 1, 'a worker read the checkpoint');
+  assert.match(await page.textContent('[data-testid="model-card"]'), /pizza_marinara\.pt/);
+  assert.equal(await page.locator('[data-testid="scene-list"] li:not(.loading)').count(), 2);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('the attention U-Net predicts with the CLI scores', { timeout: 400000 }, async () => {
+  const model = path.join(SHARED, 'reference', 'attention', 'unet_attention_4lvl.pt');
+  await dropFiles(page, 'drop-zone', [{ name: 'unet_attention_4lvl.pt', bytes: fs.readFileSync(model) }]);
+  await page.waitForFunction(() => document.querySelector('[data-testid="model-card"]')?.textContent.includes('unet_attention_4lvl.pt'), null, { timeout: 30000 });
+  assert.match(await page.textContent('[data-testid="model-card"]'), /attention U-Net, 4 levels.*16, 32, 32, 32.*200363/s);
+  const want = cliScores(model);
+  await page.waitForFunction((c) => document.querySelector('[data-testid="score-combined"]')?.textContent === String(c), want.combined, { timeout: 360000 });
+  const got = await pageScores();
+  for (const k of ['SIC', 'SOD', 'FLOE', 'combined']) assert.equal(got[k], want[k], k);
   assert.deepEqual(pageErrors, []);
 });

@@ -4,8 +4,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
-const { serve, launch, dropFiles, OUTPUT } = require('./harness');
+const { serve, launch, dropFiles, icelens, OUTPUT } = require('./harness');
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
@@ -115,8 +114,7 @@ test('the exported .pt reloads with the same outputs, in the page and in the CLI
   }, tunedScore, { timeout: 120000 });
 
   // The command line reads the same file to the same score.
-  const out = execFileSync('cargo', ['run', '--quiet', '--bin', 'icelens', '--', 'evaluate', '--model', pt, DEMO, '--json'],
-    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  const out = icelens(['evaluate', '--model', pt, DEMO, '--json']);
   const cli = JSON.parse(out);
   assert.equal(cli.pooled.combined, tunedScore);
 });

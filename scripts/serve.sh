@@ -5,4 +5,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh build
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# The page's own build folder, as scripts/test.sh uses (the release wasm build shares nothing
+# with the native test builds).
+export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/page"
 exec trunk serve --release "$@"

@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "native tests"
 cargo test --workspace --locked
 step "wasm32 build of the page (trunk)"
-trunk build --release
+# The page's release build shares no artifact with the native debug builds above (other
+# profile, other target), so it gets a folder of its own under the same cache: the two never
+# wait for each other's lock, and neither evicts the other.
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/page" trunk build --release
 step "browser tests (headless Chromium)"
 (cd e2e && node --test --test-reporter=spec)

@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
 work="${WORK:-$(mktemp -d)}"
-icelens() { cargo run --quiet --bin icelens -- "$@"; }
+# Built with the whole workspace selected, as the tests build it: one feature set of burn.
+cargo build --quiet --workspace --bin icelens
+icelens() { "$CARGO_TARGET_DIR/debug/icelens" "$@"; }
 mkdir -p "$work/train" "$work/held-out"
 i=0
 for svc in dmi cis dmi dmi cis dmi cis dmi dmi cis; do

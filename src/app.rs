@@ -180,29 +180,47 @@ pub fn App() -> impl IntoView {
 
     // Adds files as they come; a bad file reports and leaves everything else in place.
     let add_bytes = move |name: String, bytes: Result<Vec<u8>, String>| {
+        // Ok(true): taken in now; Ok(false): still being read (a model, checked in a worker).
         let result = bytes.and_then(|b| {
             if icelens_core::story::looks_like_story(&b) {
                 story.load(page, &name, &b);
-                Ok(())
+                Ok(true)
             } else if inference::is_model_file(&b) {
-                let m = inference::load_model(&name, &b)?;
-                models.update(|v| v.push(Arc::new(m)));
-                model_index.set(models.with_untracked(|v| v.len() - 1));
-                if let Some(m) = models.with_untracked(|v| v.last().cloned()) {
-                    spawn_local(async move { inference::warm_up(&m).await });
-                }
-                Ok(())
+                // Read first in a worker: a hostile checkpoint costs that worker, not the page.
+                let name = name.clone();
+                spawn_local(async move {
+                    let checked = if decode::available() {
+                        decode::check_model(&name, &b).await.map(|_| ())
+                    } else {
+                        Ok(())
+                    };
+                    match checked.and_then(|()| inference::load_model(&name, &b)) {
+                        Ok(m) => {
+                            models.update(|v| v.push(Arc::new(m)));
+                            model_index.set(models.with_untracked(|v| v.len() - 1));
+                            if let Some(m) = models.with_untracked(|v| v.last().cloned()) {
+                                inference::warm_up(&m).await;
+                            }
+                        }
+                        Err(e) => errors.update(|v| v.push(e)),
+                    }
+                    loading.update(|l| l.retain(|n| *n != name));
+                });
+                Ok(false)
             } else {
                 let s = read_scene(&name, b, &ReadLimits::default()).map_err(|e| e.to_string())?;
                 scenes.update(|v| v.push(Arc::new(s)));
                 current.set(scenes.with_untracked(|v| v.len() - 1));
-                Ok(())
+                Ok(true)
             }
         });
-        if let Err(e) = result {
+        let done = result.unwrap_or_else(|e| {
             errors.update(|v| v.push(e));
+            true
+        });
+        if done {
+            loading.update(|l| l.retain(|n| *n != name));
         }
-        loading.update(|l| l.retain(|n| *n != name));
     };
     // Memory the page's data holds, and the room left for a new scene (see decode.rs).
     let room = move |bytes: usize| -> Result<(), String> {

@@ -82,33 +82,40 @@ fn get(o: &JsValue, k: &str) -> JsValue {
     Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
 }
 
-/// Whether this browser can run the worker (it always can where the page runs, but a page
-/// opened from a `file://` URL cannot start one).
-pub fn available() -> bool {
-    !get(&js_sys::global(), "Worker").is_undefined()
+/// Reads and checks a dropped checkpoint in a worker before the page reads it: a file that
+/// exhausts memory or time there ends that worker, and the page reports the file by name and
+/// keeps everything it holds. Returns the architecture's name.
+pub async fn check_model(name: &str, bytes: &[u8]) -> Result<String, String> {
+    let msg = Object::new();
+    let _ = Reflect::set(&msg, &"kind".into(), &"check-model".into());
+    let _ = Reflect::set(&msg, &"name".into(), &name.into());
+    let _ = Reflect::set(
+        &msg,
+        &"bytes".into(),
+        &js_sys::Uint8Array::from(bytes).into(),
+    );
+    let data = one_shot(name, msg, "checked", |_| {}).await?;
+    Ok(get(&data, "architecture").as_string().unwrap_or_default())
 }
 
-/// Decodes `file` in a worker.
-///
-/// The arrays arrive as typed arrays over transferred buffers and are copied into wasm
-/// memory one by one, so the page never holds a second copy of the whole scene. `on_progress` hears of reading and decoding; `room(bytes)`
-/// is asked, before the arrays are copied in, whether the page can hold the scene, and
-/// returns a reason when it cannot.
-pub async fn decode(
-    file: web_sys::File,
+/// Starts a worker, sends it `msg` once it is ready, and waits for the reply of kind `reply`;
+/// `{ kind: "error" }` or the worker's death (usually: out of memory) become an error naming
+/// the file. The worker is ended afterwards, which hands its memory back to the browser.
+async fn one_shot(
+    name: &str,
+    msg: Object,
+    reply: &'static str,
     on_progress: impl Fn(Progress) + 'static,
-    room: impl Fn(usize) -> Result<(), String>,
-) -> Result<Scene, String> {
-    let name = file.name();
+) -> Result<JsValue, String> {
     let ctor = get(&js_sys::global(), "Worker");
     let ctor: js_sys::Function = ctor
         .dyn_into()
         .map_err(|_| format!("{name}: this browser cannot start a Web Worker"))?;
     let worker = Reflect::construct(&ctor, &js_sys::Array::of1(&WORKER_URL.into()))
-        .map_err(|e| format!("{name}: the decoding worker did not start ({})", js_err(e)))?;
+        .map_err(|e| format!("{name}: the worker did not start ({})", js_err(e)))?;
 
-    // The worker's replies become one promise: resolved with the scene message, rejected
-    // with an error message; progress goes to the callback on the way.
+    // The worker's replies become one promise: resolved with the reply, rejected with an
+    // error message; progress goes to the callback on the way.
     let slot: Rc<RefCell<Option<(js_sys::Function, js_sys::Function)>>> = Rc::default();
     let promise = {
         let slot = slot.clone();
@@ -128,16 +135,13 @@ pub async fn decode(
             }
         }
     };
-    let file_value: JsValue = file.clone().into();
     let worker_for_ready = worker.clone();
     let settle_msg = settle.clone();
+    let msg: JsValue = msg.into();
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
         let data = get(&event, "data");
         match get(&data, "kind").as_string().as_deref() {
             Some("ready") => {
-                let msg = Object::new();
-                let _ = Reflect::set(&msg, &"kind".into(), &"decode".into());
-                let _ = Reflect::set(&msg, &"file".into(), &file_value);
                 if let Err(e) = call(&worker_for_ready, "postMessage", &[&msg]) {
                     settle_msg(false, &e);
                 }
@@ -147,8 +151,8 @@ pub async fn decode(
                 done: get(&data, "done").as_f64().unwrap_or(0.0),
                 total: get(&data, "total").as_f64().unwrap_or(1.0),
             }),
-            Some("scene") => settle_msg(true, &data),
             Some("error") => settle_msg(false, &get(&data, "message")),
+            Some(kind) if kind == reply => settle_msg(true, &data),
             _ => {}
         }
     });
@@ -159,7 +163,7 @@ pub async fn decode(
         let what = get(&event, "message")
             .as_string()
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "the decoding worker stopped (out of memory?)".into());
+            .unwrap_or_else(|| "the worker reading it stopped (out of memory?)".into());
         settle_err(false, &JsValue::from_str(&what));
     });
     let _ = Reflect::set(&worker, &"onmessage".into(), on_message.as_ref());
@@ -168,15 +172,38 @@ pub async fn decode(
     let result = JsFuture::from(promise).await;
     let _ = call(&worker, "terminate", &[]);
     drop((on_message, on_error));
-    let data = result.map_err(|e| {
+    result.map_err(|e| {
         let m = js_err(e);
-        if m.starts_with(&name) {
+        if m.starts_with(name) {
             m
         } else {
             format!("{name}: {m}")
         }
-    })?;
+    })
+}
 
+/// Whether this browser can run the worker (it always can where the page runs, but a page
+/// opened from a `file://` URL cannot start one).
+pub fn available() -> bool {
+    !get(&js_sys::global(), "Worker").is_undefined()
+}
+
+/// Decodes `file` in a worker.
+///
+/// The arrays arrive as typed arrays over transferred buffers and are copied into wasm
+/// memory one by one, so the page never holds a second copy of the whole scene. `on_progress` hears of reading and decoding; `room(bytes)`
+/// is asked, before the arrays are copied in, whether the page can hold the scene, and
+/// returns a reason when it cannot.
+pub async fn decode(
+    file: web_sys::File,
+    on_progress: impl Fn(Progress) + 'static,
+    room: impl Fn(usize) -> Result<(), String>,
+) -> Result<Scene, String> {
+    let name = file.name();
+    let msg = Object::new();
+    let _ = Reflect::set(&msg, &"kind".into(), &"decode".into());
+    let _ = Reflect::set(&msg, &"file".into(), &file.into());
+    let data = one_shot(&name, msg, "scene", on_progress).await?;
     let header = get(&data, "header")
         .as_string()
         .ok_or_else(|| format!("{name}: the worker sent no scene"))?;

@@ -54,7 +54,7 @@ pub fn ModelCard(model: Arc<Model>) -> impl IntoView {
     view! {
         <div class="model-card" data-testid="model-card">
             <div class="scene-name">{model.name.clone()}</div>
-            <div class="scene-meta">{format!("U-Net, {} levels, filters {:?}", a.levels(), a.filters)}</div>
+            <div class="scene-meta">{format!("{}, {} levels, filters {:?}", a.name(), a.levels(), a.filters)}</div>
             <div class="scene-meta">{format!("{} trainable parameters{}", a.parameter_count(),
                 model.epoch.map(|e| format!(" · trained {} epochs", e + 1)).unwrap_or_default())}</div>
             <ul class="heads">{heads}</ul>

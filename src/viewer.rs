@@ -70,8 +70,10 @@ impl ViewState {
         self.center.set((sample, line));
     }
 
+    /// Keeps a zoom between half the fit and [`MAX_ZOOM`]. A tiny scene's fit can exceed
+    /// the maximum (and `f64::clamp` panics when its bounds cross), so the maximum wins.
     fn clamp_zoom(&self, z: f64) -> f64 {
-        z.clamp(self.fit_zoom() * 0.5, MAX_ZOOM)
+        z.max(self.fit_zoom() * 0.5).min(MAX_ZOOM)
     }
 
     /// Screen offset of the scene origin, and the zoom.
@@ -444,6 +446,10 @@ fn Inspector(
     move || {
         let (line, sample) = hover.get()?;
         let s = scene.get()?;
+        // The hover position may still be one over the previous, larger scene.
+        if line >= s.lines || sample >= s.samples {
+            return None;
+        }
         let i = line * s.samples + sample;
         let (lat, lon) = s.lat_lon(line as f64, sample as f64);
         let db = s
@@ -466,17 +472,20 @@ fn Inspector(
                             }
                         })
                 };
-                let truth = s.chart(c).map(|m| class_name(m[i]));
-                let pred = run.as_ref().map(|r| {
+                let truth = s.chart(c).and_then(|m| m.get(i)).map(|v| class_name(*v));
+                // A run of another scene (its grid differs) shows nothing rather than panic.
+                let pred = run.as_ref().and_then(|r| {
                     let p = &r.prediction;
-                    match (c, &p.sic_value) {
-                        (Chart::SIC, Some(v)) => format!("{:.0} %", v[i].clamp(0.0, 10.0) * 10.0),
+                    Some(match (c, &p.sic_value) {
+                        (Chart::SIC, Some(v)) => {
+                            format!("{:.0} %", v.get(i)?.clamp(0.0, 10.0) * 10.0)
+                        }
                         _ => format!(
                             "{} ({:.0} %)",
-                            class_name(p.chart(c)[i]),
-                            p.confidence[c as usize][i] * 100.0
+                            class_name(*p.chart(c).get(i)?),
+                            p.confidence[c as usize].get(i)? * 100.0
                         ),
-                    }
+                    })
                 });
                 view! {
                     <tr>

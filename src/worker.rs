@@ -16,6 +16,9 @@
 //!   `icelens_core::transfer`; the arrays' buffers are transferred, not copied);
 //! - `{ kind: "model", id, name, bytes }` (a checkpoint in any format icelens reads); out:
 //!   `{ kind: "done", id }`;
+//! - `{ kind: "check-model", name, bytes }`: reads a dropped checkpoint before the page does,
+//!   in this worker's own memory, so that whatever a file does costs a worker, never the
+//!   page; out: `{ kind: "checked", architecture }`;
 //! - `{ kind: "forward", id, model, c, h, w, data: Float32Array }`; out:
 //!   `{ kind: "outputs", id, heads: [{ c, h, w, data }, ×3] }` (SIC, SOD, FLOE).
 //!
@@ -137,7 +140,8 @@ mod run {
         Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
     }
 
-    fn load_model(data: &JsValue) -> Result<(), String> {
+    /// The network of a `{ name, bytes }` message, read and checked as the page reads it.
+    fn parse_model(data: &JsValue) -> Result<(String, UNet), String> {
         let name = get(data, "name")
             .as_string()
             .ok_or("a model without a name")?;
@@ -146,6 +150,11 @@ mod run {
             .map_err(|_| format!("{name}: no bytes"))?;
         let sd = load_state_dict(&name, &bytes.to_vec()).map_err(|e| e.to_string())?;
         let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
+        Ok((name, net))
+    }
+
+    fn load_model(data: &JsValue) -> Result<(), String> {
+        let (name, net) = parse_model(data)?;
         MODELS.with(|m| m.borrow_mut().insert(name, net));
         Ok(())
     }
@@ -206,6 +215,14 @@ mod run {
                 let o = Object::new();
                 set(&o, "kind", "done");
                 set(&o, "id", id);
+                post(&o, None);
+                return Ok(());
+            }
+            Some("check-model") => {
+                let (_, net) = parse_model(&data)?;
+                let o = Object::new();
+                set(&o, "kind", "checked");
+                set(&o, "architecture", net.arch.name());
                 post(&o, None);
                 return Ok(());
             }

@@ -35,13 +35,19 @@ pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
         ));
     }
     let data = arr.to_f32().map_err(|e| format!("{name}: {e}"))?;
-    let outputs = net.forward(&Feature { c, h, w, data });
+    let (outputs, psis) = net.forward_with_attention(&Feature { c, h, w, data });
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    for chart in Chart::ALL {
-        let f = outputs.get(chart);
-        let path = out.join(format!("out_{}.npy", chart.name()));
+    let write = |file: String, f: &Feature| {
+        let path = out.join(file);
         std::fs::write(&path, npy::write_f32(&[1, f.c, f.h, f.w], &f.data))
-            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))?;
+            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))
+    };
+    for chart in Chart::ALL {
+        write(format!("out_{}.npy", chart.name()), outputs.get(chart))?;
+    }
+    // An attention U-Net's coefficients psi, `expand_blocks.<k>`, k = 0 the deepest.
+    for (k, psi) in psis.iter().enumerate() {
+        write(format!("attention_{k}.npy"), psi)?;
     }
     Ok(())
 }

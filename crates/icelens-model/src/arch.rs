@@ -1,4 +1,9 @@
-//! The U-Net's shape, read from the names and shapes of a state_dict (spec §d.4).
+//! The U-Net's shape, read from the names and shapes of a state_dict (spec §d.4, §d.7).
+//!
+//! A checkpoint is used whole or refused: every float tensor and integer buffer must be one
+//! the inferred architecture uses, with the shape it expects. A state_dict with keys the
+//! network would ignore is a different network, and running it as this one would draw a
+//! silent wrong picture.
 
 use serde::Serialize;
 
@@ -15,6 +20,16 @@ pub enum SicHead {
     Regression,
 }
 
+/// Which U-Net: the challenge's, or the team's attention U-Net (spec §d.7) with a gate on
+/// the skip connection of every expanding block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    #[default]
+    Plain,
+    Attention,
+}
+
 /// Everything needed to build the network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Architecture {
@@ -24,6 +39,16 @@ pub struct Architecture {
     /// Outputs of the SIC, SOD and FLOE heads.
     pub head_outputs: [usize; 3],
     pub sic: SicHead,
+    pub kind: Kind,
+}
+
+/// One expanding block's channels: the upsampled deep map's, the skip's (also the block's
+/// output) and, for an attention U-Net, the gate's inner channels (`int(out / 2)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpandShape {
+    pub deep: usize,
+    pub skip: usize,
+    pub gate: usize,
 }
 
 impl Architecture {
@@ -31,12 +56,45 @@ impl Architecture {
         self.filters.len()
     }
 
+    /// A short name for model cards and messages.
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Plain => "U-Net",
+            Kind::Attention => "attention U-Net",
+        }
+    }
+
+    /// The expanding blocks, deepest first (spec §d.2 step 4, §d.7).
+    pub fn expand_shapes(&self) -> Vec<ExpandShape> {
+        let f = &self.filters;
+        let l = f.len();
+        let mut v = vec![(f[l - 1], f[l - 1])];
+        for k in 1..l {
+            v.push((f[l - k], f[l - k - 1]));
+        }
+        v.into_iter()
+            .map(|(deep, skip)| ExpandShape {
+                deep,
+                skip,
+                gate: skip / 2,
+            })
+            .collect()
+    }
+
+    /// PyTorch names of every BatchNorm, each of which has a `num_batches_tracked` buffer.
+    pub fn batch_norms(&self) -> Vec<String> {
+        self.expected()
+            .into_iter()
+            .filter_map(|(n, _)| n.strip_suffix(".running_var").map(str::to_string))
+            .collect()
+    }
+
     /// Every tensor the network needs, with its shape, in a stable order.
     pub fn expected(&self) -> Vec<(String, Vec<usize>)> {
         let f = &self.filters;
         let l = f.len();
         let mut out = Vec::new();
-        let mut double = |p: String, cin: usize, cout: usize| {
+        let double = |out: &mut Vec<(String, Vec<usize>)>, p: String, cin: usize, cout: usize| {
             out.push((format!("{p}.0.weight"), vec![cout, cin, 3, 3]));
             for bn in ["1", "4"] {
                 for t in ["weight", "bias", "running_mean", "running_var"] {
@@ -45,20 +103,45 @@ impl Architecture {
             }
             out.push((format!("{p}.3.weight"), vec![cout, cout, 3, 3]));
         };
-        double("input_block.double_conv".into(), self.in_channels, f[0]);
+        double(
+            &mut out,
+            "input_block.double_conv".into(),
+            self.in_channels,
+            f[0],
+        );
         for i in 1..l {
             double(
+                &mut out,
                 format!("contract_blocks.{}.double_conv.double_conv", i - 1),
                 f[i - 1],
                 f[i],
             );
         }
-        double("bridge.double_conv.double_conv".into(), f[l - 1], f[l - 1]);
-        for (k, (cin, cout)) in self.expand_channels().into_iter().enumerate() {
+        double(
+            &mut out,
+            "bridge.double_conv.double_conv".into(),
+            f[l - 1],
+            f[l - 1],
+        );
+        for (k, e) in self.expand_shapes().into_iter().enumerate() {
+            if self.kind == Kind::Attention {
+                let p = format!("expand_blocks.{k}.attention");
+                for (part, cin, cout) in [
+                    ("W_gate", e.deep, e.gate),
+                    ("W_x", e.skip, e.gate),
+                    ("psi", e.gate, 1),
+                ] {
+                    out.push((format!("{p}.{part}.0.weight"), vec![cout, cin, 3, 3]));
+                    for t in ["weight", "bias", "running_mean", "running_var"] {
+                        out.push((format!("{p}.{part}.1.{t}"), vec![cout]));
+                    }
+                }
+            }
             double(
+                &mut out,
                 format!("expand_blocks.{k}.double_conv.double_conv"),
-                cin,
-                cout,
+                e.deep + e.skip,
+                e.skip,
             );
         }
         for (chart, n) in Chart::ALL.iter().zip(self.head_outputs) {
@@ -71,13 +154,10 @@ impl Architecture {
 
     /// (input channels, output channels) of each expanding block's DoubleConv.
     pub fn expand_channels(&self) -> Vec<(usize, usize)> {
-        let f = &self.filters;
-        let l = f.len();
-        let mut v = vec![(2 * f[l - 1], f[l - 1])];
-        for k in 1..l {
-            v.push((f[l - k] + f[l - k - 1], f[l - k - 1]));
-        }
-        v
+        self.expand_shapes()
+            .into_iter()
+            .map(|e| (e.deep + e.skip, e.skip))
+            .collect()
     }
 
     /// Trainable parameters (convolutions, BatchNorm affine, heads), as PyTorch counts them.
@@ -121,11 +201,17 @@ impl Architecture {
         } else {
             SicHead::Classification
         };
+        let kind = if sd.tensors.keys().any(|k| k.contains(".attention.")) {
+            Kind::Attention
+        } else {
+            Kind::Plain
+        };
         let arch = Architecture {
             filters,
             in_channels: first[1],
             head_outputs,
             sic,
+            kind,
         };
         if arch.in_channels != icelens_core::input::N_INPUT {
             return Err(format!(
@@ -142,6 +228,37 @@ impl Architecture {
                 }
                 _ => {}
             }
+        }
+        // Used whole or refused: a tensor the network would not use means another network.
+        let expected: std::collections::BTreeSet<String> =
+            arch.expected().into_iter().map(|(n, _)| n).collect();
+        let buffers: std::collections::BTreeSet<String> = arch
+            .batch_norms()
+            .into_iter()
+            .map(|b| format!("{b}.num_batches_tracked"))
+            .collect();
+        let unused: Vec<&str> = sd
+            .tensors
+            .keys()
+            .filter(|k| !expected.contains(*k))
+            .chain(sd.integer_buffers.iter().filter(|k| !buffers.contains(*k)))
+            .map(String::as_str)
+            .collect();
+        if !unused.is_empty() {
+            let n = unused.len();
+            let shown: Vec<String> = unused.iter().take(6).map(|k| format!("`{k}`")).collect();
+            problems.push(format!(
+                "{n} tensor{} not used by a{} {} with these filters: {}{}",
+                if n == 1 { " is" } else { "s are" },
+                if arch.kind == Kind::Attention {
+                    "n"
+                } else {
+                    ""
+                },
+                arch.name(),
+                shown.join(", "),
+                if n > 6 { ", ..." } else { "" }
+            ));
         }
         for (i, chart) in Chart::ALL.iter().enumerate().skip(1) {
             if arch.head_outputs[i] < chart.n_classes() {
@@ -164,7 +281,13 @@ impl Architecture {
             let n = problems.len();
             let shown: Vec<String> = problems.into_iter().take(8).collect();
             Err(format!(
-                "does not fit a U-Net with filters {:?}: {}{}",
+                "does not fit a{} {} with filters {:?}: {}{}",
+                if arch.kind == Kind::Attention {
+                    "n"
+                } else {
+                    ""
+                },
+                arch.name(),
                 arch.filters,
                 shown.join("; "),
                 if n > 8 {

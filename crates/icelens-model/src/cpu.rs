@@ -72,6 +72,15 @@ impl ConvBn {
 
     /// Convolution, BatchNorm and ReLU.
     pub fn forward_relu(&self, x: &Feature) -> Feature {
+        let mut y = self.forward(x);
+        for v in &mut y.data {
+            *v = v.max(0.0);
+        }
+        y
+    }
+
+    /// Convolution and BatchNorm, no activation (the attention gate's branches).
+    pub fn forward(&self, x: &Feature) -> Feature {
         let mut y = conv3x3(x, self.cout, &self.weight);
         let plane = y.h * y.w;
         if plane == 0 {
@@ -80,7 +89,7 @@ impl ConvBn {
         for (o, chunk) in y.data.chunks_mut(plane).enumerate() {
             let s = self.shift[o];
             for v in chunk {
-                *v = (*v + s).max(0.0);
+                *v += s;
             }
         }
         y
@@ -247,9 +256,16 @@ fn bilinear_taps(input: usize, output: usize) -> Vec<(usize, usize, f32, f32)> {
 /// Upsamples `deep` ×2 (bilinear, align_corners=True), zero-pads it at the bottom/right to the
 /// skip's size, and concatenates `[upsampled deep, skip]` along channels.
 pub fn up_concat(deep: &Feature, skip: &Feature) -> Feature {
+    let mut out = upsample_padded(deep, skip.h, skip.w, skip.c);
+    out.data[deep.c * skip.h * skip.w..].copy_from_slice(&skip.data);
+    out
+}
+
+/// `deep` upsampled ×2 and zero-padded to `h x w`, in the first `deep.c` channels of a map
+/// with `extra` more (zero) channels after them, so a concatenation needs no second copy.
+pub fn upsample_padded(deep: &Feature, h: usize, w: usize, extra: usize) -> Feature {
     let (uh, uw) = (deep.h * 2, deep.w * 2);
-    let (h, w) = (skip.h, skip.w);
-    let mut out = Feature::zeros(deep.c + skip.c, h, w);
+    let mut out = Feature::zeros(deep.c + extra, h, w);
     // Pads are non-negative in a U-Net (max-pool floors, so 2 * deep <= skip); top/left get
     // pad // 2, which is 0 for the 1-pixel deficits that occur.
     let (top, left) = ((h.saturating_sub(uh)) / 2, (w.saturating_sub(uw)) / 2);
@@ -278,8 +294,42 @@ pub fn up_concat(deep: &Feature, skip: &Feature) -> Feature {
             }
         }
     }
-    out.data[deep.c * h * w..].copy_from_slice(&skip.data);
     out
+}
+
+/// The attention gate of spec §d.7: `psi = sigmoid(BN(conv(relu(W_gate(g) + W_x(skip)))))`,
+/// one map `[1, h, w]`; returns the concatenation `[skip * psi, g]` (skip first, the opposite
+/// of the plain block) and `psi`.
+pub fn attention_concat(
+    g: &Feature,
+    skip: &Feature,
+    w_gate: &ConvBn,
+    w_x: &ConvBn,
+    psi: &ConvBn,
+) -> (Feature, Feature) {
+    let mut a = w_gate.forward(g);
+    let b = w_x.forward(skip);
+    for (p, q) in a.data.iter_mut().zip(&b.data) {
+        *p = (*p + q).max(0.0);
+    }
+    let mut coeff = psi.forward(&a);
+    for v in &mut coeff.data {
+        *v = 1.0 / (1.0 + (-*v).exp());
+    }
+    let plane = skip.h * skip.w;
+    let mut out = Feature::zeros(skip.c + g.c, skip.h, skip.w);
+    if plane > 0 {
+        for (dst, src) in out.data[..skip.c * plane]
+            .chunks_mut(plane)
+            .zip(skip.data.chunks(plane))
+        {
+            for ((d, s), p) in dst.iter_mut().zip(src).zip(&coeff.data) {
+                *d = s * p;
+            }
+        }
+    }
+    out.data[skip.c * plane..].copy_from_slice(&g.data);
+    (out, coeff)
 }
 
 #[cfg(test)]

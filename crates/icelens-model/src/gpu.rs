@@ -5,7 +5,7 @@
 //! per-channel scale and shift, folded into each convolution's weight and bias), so both
 //! backends share the loading, checking and folding code, and only the arithmetic differs.
 
-use burn::tensor::activation::relu;
+use burn::tensor::activation::{relu, sigmoid};
 use burn::tensor::module::{conv2d, interpolate, max_pool2d};
 use burn::tensor::ops::{
     ConvOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions, PadMode,
@@ -13,7 +13,7 @@ use burn::tensor::ops::{
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::cpu::{ConvBn, Feature};
-use crate::unet::{DoubleConv, Outputs, UNet};
+use crate::unet::{DoubleConv, Expand, Gate, Outputs, UNet};
 
 struct Conv {
     weight: Tensor<4>,
@@ -32,13 +32,50 @@ impl Conv {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.linear(x))
+    }
+
+    /// Convolution and folded BatchNorm without the ReLU (the attention gate's branches).
+    fn linear(&self, x: Tensor<4>) -> Tensor<4> {
         let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        relu(conv2d(
-            x,
-            self.weight.clone(),
-            Some(self.bias.clone()),
-            opts,
-        ))
+        conv2d(x, self.weight.clone(), Some(self.bias.clone()), opts)
+    }
+}
+
+/// The attention gate of spec §d.7 on the device.
+struct GpuGate {
+    w_gate: Conv,
+    w_x: Conv,
+    psi: Conv,
+}
+
+impl GpuGate {
+    fn new(g: &Gate, device: &Device) -> Self {
+        GpuGate {
+            w_gate: Conv::new(&g.w_gate, device),
+            w_x: Conv::new(&g.w_x, device),
+            psi: Conv::new(&g.psi, device),
+        }
+    }
+
+    /// psi `[1, 1, h, w]` for the gate signal `g` and the skip `x`.
+    fn coefficients(&self, g: Tensor<4>, x: Tensor<4>) -> Tensor<4> {
+        let a = relu(self.w_gate.linear(g) + self.w_x.linear(x));
+        sigmoid(self.psi.linear(a))
+    }
+}
+
+struct GpuExpand {
+    gate: Option<GpuGate>,
+    conv: Double,
+}
+
+impl GpuExpand {
+    fn new(e: &Expand, device: &Device) -> Self {
+        GpuExpand {
+            gate: e.gate.as_ref().map(|g| GpuGate::new(g, device)),
+            conv: Double::new(&e.conv, device),
+        }
     }
 }
 
@@ -59,7 +96,7 @@ pub struct GpuUNet {
     input_block: Double,
     contract: Vec<Double>,
     bridge: Double,
-    expand: Vec<Double>,
+    expand: Vec<GpuExpand>,
     heads: Vec<(Tensor<4>, Tensor<1>)>,
 }
 
@@ -78,7 +115,11 @@ impl GpuUNet {
                 .map(|d| Double::new(d, device))
                 .collect(),
             bridge: Double::new(&net.bridge, device),
-            expand: net.expand.iter().map(|d| Double::new(d, device)).collect(),
+            expand: net
+                .expand
+                .iter()
+                .map(|e| GpuExpand::new(e, device))
+                .collect(),
             heads: net
                 .heads
                 .iter()
@@ -100,9 +141,11 @@ impl GpuUNet {
         &self.device
     }
 
-    /// Builds the head outputs as device tensors; reading them back is the caller's choice
-    /// (sync natively, async in the browser).
-    fn heads(&self, x: &Feature) -> Vec<Tensor<4>> {
+    /// Builds the head outputs and the attention coefficients (deepest first; none for a
+    /// plain U-Net) as device tensors; reading them back is the caller's choice (sync
+    /// natively, async in the browser).
+    fn heads(&self, x: &Feature) -> (Vec<Tensor<4>>, Vec<Tensor<4>>) {
+        let mut psis = Vec::new();
         let input = Tensor::<4>::from_data(
             TensorData::new(x.data.clone(), [1, x.c, x.h, x.w]),
             &self.device,
@@ -136,9 +179,20 @@ impl GpuUNet {
             } else {
                 up
             };
-            y = block.forward(Tensor::cat(vec![up, skip], 1));
+            y = match &block.gate {
+                None => block.conv.forward(Tensor::cat(vec![up, skip], 1)),
+                Some(gate) => {
+                    let psi = gate.coefficients(up.clone(), skip.clone());
+                    let c = skip.dims()[1];
+                    let attended = skip * psi.clone().repeat_dim(1, c);
+                    psis.push(psi);
+                    // Skip first: the attention U-Net's order (spec §d.7).
+                    block.conv.forward(Tensor::cat(vec![attended, up], 1))
+                }
+            };
         }
-        self.heads
+        let heads = self
+            .heads
             .iter()
             .map(|(w, b)| {
                 conv2d(
@@ -148,24 +202,33 @@ impl GpuUNet {
                     ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
                 )
             })
-            .collect()
+            .collect();
+        (heads, psis)
     }
 
     /// Forward pass with a blocking read-back (native only: browsers cannot block).
     #[cfg(not(target_family = "wasm"))]
     pub fn forward(&self, x: &Feature) -> Result<Outputs, String> {
-        let outs: Vec<Feature> = self
-            .heads(x)
-            .into_iter()
-            .map(|t| to_feature(t.dims(), t.into_data()))
-            .collect::<Result<_, _>>()?;
-        outputs(outs)
+        Ok(self.forward_with_attention(x)?.0)
+    }
+
+    /// Forward pass with the attention coefficients psi of every expanding block, deepest
+    /// first (`[1, h, w]`; empty for a plain U-Net), read back blocking (native only).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn forward_with_attention(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+        let (heads, psis) = self.heads(x);
+        let read = |v: Vec<Tensor<4>>| -> Result<Vec<Feature>, String> {
+            v.into_iter()
+                .map(|t| to_feature(t.dims(), t.into_data()))
+                .collect()
+        };
+        Ok((outputs(read(heads)?)?, read(psis)?))
     }
 
     /// Forward pass with an asynchronous read-back, for the browser.
     pub async fn forward_async(&self, x: &Feature) -> Result<Outputs, String> {
         let mut outs = Vec::new();
-        for t in self.heads(x) {
+        for t in self.heads(x).0 {
             let dims = t.dims();
             outs.push(to_feature(
                 dims,

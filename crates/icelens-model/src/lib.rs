@@ -20,7 +20,7 @@ pub mod unet;
 /// The burn version the GPU path is built on, for callers that pick a device.
 pub use burn;
 
-pub use arch::{Architecture, SicHead};
+pub use arch::{Architecture, Kind, SicHead};
 pub use infer::{infer_scene, InferOptions, Prediction};
 pub use subset::{balance_weights, prepare_from, sample_from, Area, Source};
 pub use train::{

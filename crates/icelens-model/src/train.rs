@@ -46,7 +46,7 @@ use icelens_core::input::{Window, N_INPUT};
 use icelens_core::metrics::{Confusion, Scores};
 use icelens_core::{Chart, Scene};
 
-use crate::arch::{head_prefix, Architecture, SicHead};
+use crate::arch::{head_prefix, Architecture, Kind, SicHead};
 
 /// BatchNorm2d's defaults in the challenge's network.
 pub const BN_EPS: f64 = 1e-5;
@@ -341,6 +341,18 @@ fn double_convs(arch: &Architecture) -> Vec<(String, usize, usize)> {
     v
 }
 
+/// Training builds plain U-Nets only: an attention checkpoint is refused by name rather than
+/// trained without its gates.
+fn plain(arch: Architecture) -> Result<Architecture, String> {
+    match arch.kind {
+        Kind::Plain => Ok(arch),
+        Kind::Attention => Err(
+            "is an attention U-Net; icelens runs and scores it, but fine-tunes plain U-Nets only"
+                .into(),
+        ),
+    }
+}
+
 /// The architecture of a freshly built network.
 pub fn architecture(filters: &[usize], sic: SicHead) -> Result<Architecture, String> {
     if filters.is_empty() || filters.contains(&0) {
@@ -357,6 +369,7 @@ pub fn architecture(filters: &[usize], sic: SicHead) -> Result<Architecture, Str
         in_channels: N_INPUT,
         head_outputs: [n_sic, Chart::SOD.n_outputs(), Chart::FLOE.n_outputs()],
         sic,
+        kind: Kind::Plain,
     })
 }
 
@@ -466,7 +479,7 @@ impl TrainUNet {
     /// Starts from a checkpoint (transfer / fine-tuning): every parameter, the BatchNorm running
     /// statistics and `num_batches_tracked`. The model lives on `device.autodiff()`.
     pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, String> {
-        let arch = Architecture::infer(sd)?;
+        let arch = plain(Architecture::infer(sd)?)?;
         let mut value = |name: &str, _: &[usize], _: usize| {
             sd.tensors
                 .get(name)
@@ -505,7 +518,7 @@ impl TrainUNet {
         seed: u64,
         device: &Device,
     ) -> Result<(Self, Vec<String>), String> {
-        let src = Architecture::infer(small)?;
+        let src = plain(Architecture::infer(small)?)?;
         let arch = architecture(filters, sic)?;
         let (ls, l) = (src.levels(), arch.levels());
         if ls > l {
@@ -567,6 +580,7 @@ impl TrainUNet {
                 n(&self.floe_feature_map),
             ],
             sic: self.sic,
+            kind: Kind::Plain,
         }
     }
 

@@ -1,10 +1,40 @@
-//! The challenge U-Net with its weights, and its forward pass (spec §d.2).
+//! The challenge U-Net with its weights, and its forward pass (spec §d.2), or the team's
+//! attention U-Net (spec §d.7): the same network with a gate on every skip connection.
 
 use icelens_core::checkpoint::StateDict;
 
-use crate::arch::{head_prefix, Architecture};
-use crate::cpu::{conv1x1, maxpool2, up_concat, ConvBn, Feature};
+use crate::arch::{head_prefix, Architecture, Kind};
+use crate::cpu::{
+    attention_concat, conv1x1, maxpool2, up_concat, upsample_padded, ConvBn, Feature,
+};
 use icelens_core::Chart;
+
+/// A 3x3 convolution without bias and its BatchNorm, folded, read from `{p}.{conv}.weight`
+/// and `{p}.{bn}.*`.
+fn conv_bn(
+    sd: &StateDict,
+    p: &str,
+    conv: &str,
+    bn: &str,
+    cin: usize,
+    cout: usize,
+) -> Result<ConvBn, String> {
+    let t = |k: String| -> Result<&[f32], String> {
+        sd.tensors
+            .get(&format!("{p}.{k}"))
+            .map(|t| t.data.as_slice())
+            .ok_or_else(|| format!("`{p}.{k}` is missing"))
+    };
+    Ok(ConvBn::fold(
+        cin,
+        cout,
+        t(format!("{conv}.weight"))?,
+        t(format!("{bn}.weight"))?,
+        t(format!("{bn}.bias"))?,
+        t(format!("{bn}.running_mean"))?,
+        t(format!("{bn}.running_var"))?,
+    ))
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct DoubleConv {
@@ -14,31 +44,43 @@ pub(crate) struct DoubleConv {
 
 impl DoubleConv {
     fn load(sd: &StateDict, p: &str, cin: usize, cout: usize) -> Result<Self, String> {
-        let t = |k: &str| -> Result<&[f32], String> {
-            sd.tensors
-                .get(&format!("{p}.{k}"))
-                .map(|t| t.data.as_slice())
-                .ok_or_else(|| format!("`{p}.{k}` is missing"))
-        };
-        let conv = |i: &str, bn: &str, cin: usize| -> Result<ConvBn, String> {
-            Ok(ConvBn::fold(
-                cin,
-                cout,
-                t(&format!("{i}.weight"))?,
-                t(&format!("{bn}.weight"))?,
-                t(&format!("{bn}.bias"))?,
-                t(&format!("{bn}.running_mean"))?,
-                t(&format!("{bn}.running_var"))?,
-            ))
-        };
         Ok(Self {
-            a: conv("0", "1", cin)?,
-            b: conv("3", "4", cout)?,
+            a: conv_bn(sd, p, "0", "1", cin, cout)?,
+            b: conv_bn(sd, p, "3", "4", cout, cout)?,
         })
     }
 
     fn forward(&self, x: &Feature) -> Feature {
         self.b.forward_relu(&self.a.forward_relu(x))
+    }
+}
+
+/// The attention gate of an expanding block (spec §d.7), BatchNorms folded.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Gate {
+    pub(crate) w_gate: ConvBn,
+    pub(crate) w_x: ConvBn,
+    pub(crate) psi: ConvBn,
+}
+
+/// An expanding block: upsample, (gate,) concatenate, DoubleConv.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Expand {
+    pub(crate) gate: Option<Gate>,
+    pub(crate) conv: DoubleConv,
+}
+
+impl Expand {
+    /// The block's output and, for a gated block, its coefficients psi `[1, h, w]`.
+    fn forward(&self, deep: &Feature, skip: &Feature) -> (Feature, Option<Feature>) {
+        match &self.gate {
+            None => (self.conv.forward(&up_concat(deep, skip)), None),
+            Some(g) => {
+                let up = upsample_padded(deep, skip.h, skip.w, 0);
+                let (cat, psi) = attention_concat(&up, skip, &g.w_gate, &g.w_x, &g.psi);
+                (self.conv.forward(&cat), Some(psi))
+            }
+        }
     }
 }
 
@@ -74,7 +116,7 @@ pub struct UNet {
     pub(crate) input_block: DoubleConv,
     pub(crate) contract: Vec<DoubleConv>,
     pub(crate) bridge: DoubleConv,
-    pub(crate) expand: Vec<DoubleConv>,
+    pub(crate) expand: Vec<Expand>,
     pub(crate) heads: Vec<Head>,
 }
 
@@ -97,18 +139,32 @@ impl UNet {
             .collect::<Result<Vec<_>, _>>()?;
         let bridge = DoubleConv::load(sd, "bridge.double_conv.double_conv", f[l - 1], f[l - 1])?;
         let expand = arch
-            .expand_channels()
+            .expand_shapes()
             .into_iter()
             .enumerate()
-            .map(|(k, (cin, cout))| {
-                DoubleConv::load(
-                    sd,
-                    &format!("expand_blocks.{k}.double_conv.double_conv"),
-                    cin,
-                    cout,
-                )
+            .map(|(k, e)| {
+                let gate = match arch.kind {
+                    Kind::Plain => None,
+                    Kind::Attention => {
+                        let p = format!("expand_blocks.{k}.attention");
+                        Some(Gate {
+                            w_gate: conv_bn(sd, &format!("{p}.W_gate"), "0", "1", e.deep, e.gate)?,
+                            w_x: conv_bn(sd, &format!("{p}.W_x"), "0", "1", e.skip, e.gate)?,
+                            psi: conv_bn(sd, &format!("{p}.psi"), "0", "1", e.gate, 1)?,
+                        })
+                    }
+                };
+                Ok(Expand {
+                    gate,
+                    conv: DoubleConv::load(
+                        sd,
+                        &format!("expand_blocks.{k}.double_conv.double_conv"),
+                        e.deep + e.skip,
+                        e.skip,
+                    )?,
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, String>>()?;
         let heads = Chart::ALL
             .iter()
             .zip(arch.head_outputs)
@@ -140,6 +196,13 @@ impl UNet {
     /// The forward pass of one `[24, h, w]` input. Any size works; below 2^levels pixels the
     /// bridge is empty and the output still has the input's size, as in PyTorch.
     pub fn forward(&self, x: &Feature) -> Outputs {
+        self.forward_with_attention(x).0
+    }
+
+    /// The forward pass, with the attention coefficients psi of every expanding block,
+    /// deepest first (`[1, h, w]` at that block's resolution; empty for a plain U-Net).
+    pub fn forward_with_attention(&self, x: &Feature) -> (Outputs, Vec<Feature>) {
+        let mut psis = Vec::new();
         let mut skips = vec![self.input_block.forward(x)];
         for block in &self.contract {
             let pooled = maxpool2(skips.last().expect("input block output"));
@@ -150,13 +213,16 @@ impl UNet {
             .forward(&maxpool2(skips.last().expect("deepest skip")));
         for block in &self.expand {
             let skip = skips.pop().expect("one skip per expanding block");
-            y = block.forward(&up_concat(&y, &skip));
+            let (out, psi) = block.forward(&y, &skip);
+            y = out;
+            psis.extend(psi);
         }
         let head = |h: &Head| conv1x1(&y, h.n, &h.weight, &h.bias);
-        Outputs {
+        let outputs = Outputs {
             sic: head(&self.heads[0]),
             sod: head(&self.heads[1]),
             floe: head(&self.heads[2]),
-        }
+        };
+        (outputs, psis)
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use common::shared;
 use icelens_core::checkpoint::{load_state_dict, StateDict, Tensor, WeightsFormat};
 use icelens_model::cpu::Feature;
-use icelens_model::{Architecture, SicHead, UNet};
+use icelens_model::{Architecture, Kind, SicHead, UNet};
 
 /// A state_dict with deterministic pseudo-random weights for an architecture.
 fn synthetic(arch: &Architecture) -> StateDict {
@@ -55,6 +55,7 @@ fn six_and_eight_level_nets_with_a_regression_head_are_inferred() {
             } else {
                 SicHead::Classification
             },
+            kind: Kind::Plain,
         };
         assert_eq!(arch.parameter_count(), params, "{filters:?}");
         let sd = synthetic(&arch);
