@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
 work="${WORK:-$(mktemp -d)}"
-# Built with the whole workspace selected, as the tests build it: one feature set of burn.
-cargo build --quiet --workspace --bin icelens
+# The binary `cargo test --workspace` builds: one feature set of burn for tests and tools.
+cargo test --quiet --workspace --no-run
 icelens() { "$CARGO_TARGET_DIR/debug/icelens" "$@"; }
 mkdir -p "$work/train" "$work/held-out"
 i=0
