@@ -134,7 +134,7 @@ test('the attention U-Net predicts with the CLI scores', { timeout: 400000 }, as
   await page.waitForFunction(() => document.querySelector('[data-testid="model-card"]')?.textContent.includes('unet_attention_4lvl.pt'), null, { timeout: 30000 });
   assert.match(await page.textContent('[data-testid="model-card"]'), /attention U-Net, 4 levels.*16, 32, 32, 32.*200363/s);
   const want = cliScores(model);
-  await page.waitForFunction((c) => document.querySelector('[data-testid="score-combined"]')?.textContent === String(c), want.combined, { timeout: 360000 });
+  await page.waitForFunction((c) => Number(document.querySelector('[data-testid="score-combined"]')?.textContent) === c, want.combined, { timeout: 360000 });
   const got = await pageScores();
   for (const k of ['SIC', 'SOD', 'FLOE', 'combined']) assert.equal(got[k], want[k], k);
   assert.deepEqual(pageErrors, []);
