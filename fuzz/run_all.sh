@@ -17,6 +17,9 @@
 # Dictionaries (fuzz/dict/) give libFuzzer the pickle opcodes, torch's global names, and
 # the npy and JSON keys.
 #
+# Environment: FUZZ_KEEP_GOING=1 (see below), FUZZ_ARGS (more libFuzzer flags), SHARED (the
+# shared fixtures and references; default ../shared beside the repository), FUZZ_TARGET_DIR.
+#
 # Writes fuzz/out/summary.md (one row per target: executions, rate, coverage, corpus, peak
 # memory, result) and fuzz/out/<target>.log. A crash, hang or out-of-memory input goes to
 # fuzz/artifacts/<target>/; the script then exits non-zero (after running the other targets).
@@ -27,6 +30,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:?usage: fuzz/run_all.sh SECONDS [TARGET...]}"
+# FUZZ_KEEP_GOING=1: libFuzzer's fork mode, which goes on after a finding (each is still
+# written to fuzz/artifacts/<target>/), so that one known crash does not end a long run.
+KEEP_GOING_ARGS=""
+[[ "${FUZZ_KEEP_GOING:-0}" == 1 ]] && KEEP_GOING_ARGS="-fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1"
 shift
 ALL=(read_scene load_checkpoint load_safetensors load_burnpack read_npy read_story transfer_join)
 TARGETS=("${@:-${ALL[@]}}")
@@ -108,7 +115,7 @@ summary=out/summary.md
 {
   echo "# icelens fuzzing: ${SECONDS_EACH} s per target ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs)"
   echo
-  echo "libFuzzer flags: -rss_limit_mb=2048 -timeout=10 ${FUZZ_ARGS:-}"
+  echo "libFuzzer flags: -rss_limit_mb=2048 -timeout=10 $KEEP_GOING_ARGS ${FUZZ_ARGS:-}"
   echo
   echo "| target | executions | exec/s | coverage (edges) | features | corpus | peak RSS MB | result |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|"
@@ -127,7 +134,7 @@ for t in "${TARGETS[@]}"; do
   cargo +nightly fuzz run --target-dir "$TARGET_DIR" "$t" "corpus/$t" "${seeds[@]}" -- \
     -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
     -max_len="$(max_len_for "$t")" ${dict:+-dict=$dict} -print_final_stats=1 \
-    ${FUZZ_ARGS:-} >"$log" 2>&1
+    $KEEP_GOING_ARGS ${FUZZ_ARGS:-} >"$log" 2>&1
   rc=$?
   set -e
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
@@ -135,15 +142,19 @@ for t in "${TARGETS[@]}"; do
   peak=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
   cov=$(grep -oE '^#[0-9]+.*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | grep -oE '[0-9]+')
   ft=$(grep -oE '^#[0-9]+.*ft: [0-9]+' "$log" | tail -1 | grep -oE 'ft: [0-9]+' | grep -oE '[0-9]+')
+  # -fork mode prints no final stats: take its last status line.
+  last=$(grep -E '^#[0-9]+:? ' "$log" | tail -1)
+  [[ -n "$execs" ]] || execs=$(grep -oE '^#[0-9]+' <<<"$last" | tr -d '#')
+  [[ -n "$rate" ]] || rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | grep -oE '[0-9]+')
   corpus=$(find "corpus/$t" -type f | wc -l)
   after=$(find "artifacts/$t" -type f | wc -l)
   if [[ $rc -eq 0 && $after -eq $before ]]; then
     result="no crash, hang or out-of-memory"
   else
     failed=1
-    kind=$(grep -oE 'ERROR: libFuzzer: [a-z-]+|panicked at [^ ]+|out-of-memory|timeout' "$log" | head -1)
-    art=$(grep -oE "Test unit written to [^ ]+" "$log" | head -1 | sed 's/Test unit written to //')
-    result="FINDING (exit $rc): ${kind:-see $log} ${art:+-> fuzz/$art}"
+    kind=$(grep -m1 -oE 'panicked at [^ ]+' "$log" || grep -m1 -oE 'ERROR: libFuzzer: [a-z-]+( [a-z-]+)?' "$log" || true)
+    art=$(grep -m1 -oE "Test unit written to [^ ]+" "$log" | sed "s|Test unit written to ||; s|^$PWD/|fuzz/|" || true)
+    result="FINDING (exit $rc): ${kind:-see fuzz/$log}${art:+, input $art}"
   fi
   echo "| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $corpus | ${peak:-?} | $result |" >> "$summary"
 done

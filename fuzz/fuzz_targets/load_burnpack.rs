@@ -12,7 +12,7 @@ const MAGIC: &[u8; 4] = b"NRUB";
 
 fuzz_target!(|data: &[u8]| {
     let owned;
-    let bytes = if data.starts_with(MAGIC) {
+    let bytes: &[u8] = if data.starts_with(MAGIC) {
         data
     } else {
         owned = [MAGIC.as_slice(), data].concat();

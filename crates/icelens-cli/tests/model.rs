@@ -299,6 +299,23 @@ fn convert_writes_each_format_and_refuses_an_unknown_one() {
             out.to_str().unwrap(),
         ]);
         assert!(ok, "{ext}: {stderr}");
+        if ext == "pt" {
+            // Decoded without icelens (Python's pickle and zipfile, numpy), the converted
+            // checkpoint holds PyTorch's original state_dict: every tensor bit for bit, the
+            // key order, num_batches_tracked and epoch. Fails when python3 or numpy is missing.
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/read_pt_independently.py");
+            let run = Command::new("python3")
+                .arg(script)
+                .arg(&out)
+                .arg("--same-as")
+                .arg(path(MODEL))
+                .output()
+                .expect("python3 runs (scripts/setup.sh test installs it with numpy)");
+            let said = String::from_utf8_lossy(&run.stdout).into_owned()
+                + &String::from_utf8_lossy(&run.stderr);
+            assert!(run.status.success(), "{said}");
+            assert!(said.contains("ok: 114 entries"), "{said}");
+        }
         // Each converted model gives the original's logits.
         let dir = tmp(&format!("forward-{ext}"));
         let (ok, _, stderr) = icelens(&[

@@ -134,6 +134,26 @@ fn scene_header_seeds_join() {
     assert!(with_charts >= 1, "a seed with charts");
 }
 
+/// Whole scenes small enough for the fuzzer to mutate quickly (the fixtures are megabytes).
+#[test]
+fn scene_seeds_read() {
+    if writing() {
+        let mut files = vec![];
+        for (lines, samples, seed) in [(40, 30, 1), (24, 56, 2)] {
+            let spec = SynthSpec::new(lines, samples, seed);
+            let bytes = generate(&spec).to_netcdf().unwrap();
+            files.push((format!("synth_{lines}x{samples}.nc"), bytes));
+        }
+        write_all("read_scene", files);
+    }
+    for (name, bytes) in read_all("read_scene") {
+        assert!(bytes.len() <= 262_144, "{name}: larger than the fuzzer's max_len");
+        let scene = read_scene("fuzz_prep.nc", bytes, &ReadLimits::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(scene.charts.is_some(), "{name}");
+    }
+}
+
 #[test]
 fn checkpoint_seeds_load() {
     let sd = small_state_dict();
