@@ -137,15 +137,15 @@ for t in "${TARGETS[@]}"; do
     $KEEP_GOING_ARGS ${FUZZ_ARGS:-} >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-  rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-  peak=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1)
-  cov=$(grep -oE '^#[0-9]+.*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | grep -oE '[0-9]+')
-  ft=$(grep -oE '^#[0-9]+.*ft: [0-9]+' "$log" | tail -1 | grep -oE 'ft: [0-9]+' | grep -oE '[0-9]+')
+  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
+  rate=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
+  peak=$(grep -oE 'stat::peak_rss_mb: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
+  cov=$(grep -oE '^#[0-9]+.*cov: [0-9]+' "$log" | tail -1 | grep -oE 'cov: [0-9]+' | grep -oE '[0-9]+' || true)
+  ft=$(grep -oE '^#[0-9]+.*ft: [0-9]+' "$log" | tail -1 | grep -oE 'ft: [0-9]+' | grep -oE '[0-9]+' || true)
   # -fork mode prints no final stats: take its last status line.
-  last=$(grep -E '^#[0-9]+:? ' "$log" | tail -1)
-  [[ -n "$execs" ]] || execs=$(grep -oE '^#[0-9]+' <<<"$last" | tr -d '#')
-  [[ -n "$rate" ]] || rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | grep -oE '[0-9]+')
+  last=$(grep -E '^#[0-9]+:?[[:space:]]' "$log" | tail -1 || true)
+  [[ -n "$execs" ]] || execs=$(grep -oE '^#[0-9]+' <<<"$last" | tr -d '#' || true)
+  [[ -n "$rate" ]] || rate=$(grep -oE 'exec/s: [0-9]+' <<<"$last" | grep -oE '[0-9]+' || true)
   corpus=$(find "corpus/$t" -type f | wc -l)
   after=$(find "artifacts/$t" -type f | wc -l)
   if [[ $rc -eq 0 && $after -eq $before ]]; then

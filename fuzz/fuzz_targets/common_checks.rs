@@ -6,7 +6,11 @@
 fn check_accepted(sd: &icelens_core::checkpoint::StateDict) {
     for (k, t) in &sd.tensors {
         let n = t.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
-        assert_eq!(n, Some(t.data.len()), "tensor {k}: data does not fill its shape");
+        assert_eq!(
+            n,
+            Some(t.data.len()),
+            "tensor {k}: data does not fill its shape"
+        );
     }
     let keys = sd.keys_in_order();
     assert_eq!(

@@ -303,7 +303,10 @@ fn convert_writes_each_format_and_refuses_an_unknown_one() {
             // Decoded without icelens (Python's pickle and zipfile, numpy), the converted
             // checkpoint holds PyTorch's original state_dict: every tensor bit for bit, the
             // key order, num_batches_tracked and epoch. Fails when python3 or numpy is missing.
-            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/read_pt_independently.py");
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/read_pt_independently.py"
+            );
             let run = Command::new("python3")
                 .arg(script)
                 .arg(&out)

@@ -21,7 +21,8 @@ fn script() -> PathBuf {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("icelens-export-independent-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("icelens-export-independent-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -102,7 +103,7 @@ fn unusual() -> StateDict {
         .unwrap();
     let specials = [
         -0.0f32,
-        f32::from_bits(1),                // smallest subnormal
+        f32::from_bits(1), // smallest subnormal
         f32::MAX,
         f32::MIN_POSITIVE,
         f32::from_bits(0x7fc0_1234), // a NaN with a payload
@@ -180,7 +181,12 @@ fn the_independent_reader_reports_each_kind_of_difference() {
 
     for (what, bad, epoch, want) in [
         ("one value", &one_value, Some(3), "running_var: 1 of"),
-        ("one buffer", &one_buffer, Some(3), "num_batches_tracked: 1 of 1"),
+        (
+            "one buffer",
+            &one_buffer,
+            Some(3),
+            "num_batches_tracked: 1 of 1",
+        ),
         ("key order", &order, Some(3), "key order differs first at 0"),
         ("sign of zero", &zero_sign, Some(3), "0.weight: 1 of"),
         ("epoch", &sd, Some(4), "epoch 4, expected 3"),

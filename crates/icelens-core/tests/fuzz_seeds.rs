@@ -147,7 +147,10 @@ fn scene_seeds_read() {
         write_all("read_scene", files);
     }
     for (name, bytes) in read_all("read_scene") {
-        assert!(bytes.len() <= 262_144, "{name}: larger than the fuzzer's max_len");
+        assert!(
+            bytes.len() <= 262_144,
+            "{name}: larger than the fuzzer's max_len"
+        );
         let scene = read_scene("fuzz_prep.nc", bytes, &ReadLimits::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(scene.charts.is_some(), "{name}");
@@ -161,7 +164,10 @@ fn checkpoint_seeds_load() {
         write_all(
             "load_burnpack",
             vec![
-                ("small.bpk".into(), write_burnpack(&sd, &[("trained_on", "seeds")])),
+                (
+                    "small.bpk".into(),
+                    write_burnpack(&sd, &[("trained_on", "seeds")]),
+                ),
                 ("small_no_metadata.bpk".into(), write_burnpack(&sd, &[])),
             ],
         );

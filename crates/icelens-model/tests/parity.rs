@@ -51,7 +51,13 @@ fn check_case(prefix: &str) {
             .to_u8()
             .unwrap();
         assert_eq!(argmax.len(), got.h * got.w);
-        assert_argmax_matches(&format!("{prefix}{chart}"), got.c, &got.data, &want, &argmax);
+        assert_argmax_matches(
+            &format!("{prefix}{chart}"),
+            got.c,
+            &got.data,
+            &want,
+            &argmax,
+        );
     }
 }
 
@@ -154,7 +160,10 @@ fn max_abs_diff_reports_nan_and_infinity() {
         let mut b = a;
         b[at] = f32::NAN;
         assert!(max_abs_diff(&a, &b).is_nan(), "NaN at {at}");
-        assert!(max_abs_diff(&b, &a).is_nan(), "NaN at {at} (first argument)");
+        assert!(
+            max_abs_diff(&b, &a).is_nan(),
+            "NaN at {at} (first argument)"
+        );
         b[at] = f32::INFINITY;
         assert_eq!(max_abs_diff(&a, &b), f32::INFINITY, "infinity at {at}");
     }
@@ -178,7 +187,10 @@ fn argmax_check_catches_one_wrong_pixel_and_skips_near_ties() {
     argmax[19] = 1;
     let mut got = want.clone();
     got[19] = 2.0; // the near-tie may go either way
-    assert_eq!(assert_argmax_matches("ok", classes, &got, &want, &argmax), 19);
+    assert_eq!(
+        assert_argmax_matches("ok", classes, &got, &want, &argmax),
+        19
+    );
     let mut wrong = got.clone();
     wrong[2 * plane + 4] = 9.0; // pixel 4 (class 1) now says class 2
     let caught =
@@ -187,8 +199,9 @@ fn argmax_check_catches_one_wrong_pixel_and_skips_near_ties() {
     for bad in [f32::NAN, -f32::NAN] {
         let mut nan = got.clone();
         nan[plane] = bad; // pixel 0, class 1
-        let caught =
-            std::panic::catch_unwind(|| assert_argmax_matches("nan", classes, &nan, &want, &argmax));
+        let caught = std::panic::catch_unwind(|| {
+            assert_argmax_matches("nan", classes, &nan, &want, &argmax)
+        });
         assert!(caught.is_err(), "a NaN logit passed the argmax check");
     }
 }
