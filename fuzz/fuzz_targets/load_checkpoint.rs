@@ -4,8 +4,12 @@
 
 use libfuzzer_sys::fuzz_target;
 
+include!("common_checks.rs");
+
 fuzz_target!(|data: &[u8]| {
-    let _ = icelens_core::checkpoint::load_state_dict("fuzz.pt", data);
+    if let Ok(sd) = icelens_core::checkpoint::load_state_dict("fuzz.pt", data) {
+        check_accepted(&sd);
+    }
     // The unpickler on its own, for inputs that are not zip archives.
     let _ = icelens_core::checkpoint::pickle::unpickle(data);
 });

@@ -5,7 +5,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{icelens, shared};
+use common::{icelens, max_abs_diff, shared};
 
 fn path(rel: &str) -> String {
     shared().join(rel).to_string_lossy().into_owned()
@@ -19,6 +19,21 @@ const MODEL: &str = "reference/pizza_marinara.pt";
 const DMI: &str = "fixtures/20190412T103015_dmi_prep.nc";
 const CIS: &str = "fixtures/20200117T211533_cis_prep.nc";
 const TEST: &str = "fixtures/20211130T083012_dmi_prep.nc";
+
+/// The logit comparisons below use `max_abs_diff`: a NaN anywhere must fail them.
+#[test]
+fn max_abs_diff_reports_a_nan_anywhere() {
+    let a = [0.5f32, -1.0, 2.0];
+    assert_eq!(max_abs_diff(&a, &[0.5, -1.25, 2.0]), 0.25);
+    for at in 0..a.len() {
+        let mut b = a;
+        b[at] = f32::NAN;
+        assert!(max_abs_diff(&a, &b).is_nan(), "NaN at {at}");
+        assert!(max_abs_diff(&b, &a).is_nan(), "NaN at {at}, first argument");
+        b[at] = f32::INFINITY;
+        assert_eq!(max_abs_diff(&a, &b), f32::INFINITY, "infinity at {at}");
+    }
+}
 
 #[test]
 fn evaluate_json_equals_the_reference_scores_and_skips_bad_scenes() {
@@ -87,13 +102,7 @@ fn forward_writes_the_reference_logits() {
         )
         .unwrap();
         assert_eq!(got.shape, want.shape);
-        let max = got
-            .to_f32()
-            .unwrap()
-            .iter()
-            .zip(want.to_f32().unwrap())
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let max = max_abs_diff(&got.to_f32().unwrap(), &want.to_f32().unwrap());
         assert!(max <= 1e-3, "{chart}: {max}");
     }
 }
@@ -290,6 +299,26 @@ fn convert_writes_each_format_and_refuses_an_unknown_one() {
             out.to_str().unwrap(),
         ]);
         assert!(ok, "{ext}: {stderr}");
+        if ext == "pt" {
+            // Decoded without icelens (Python's pickle and zipfile, numpy), the converted
+            // checkpoint holds PyTorch's original state_dict: every tensor bit for bit, the
+            // key order, num_batches_tracked and epoch. Fails when python3 or numpy is missing.
+            let script = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../scripts/read_pt_independently.py"
+            );
+            let run = Command::new("python3")
+                .arg(script)
+                .arg(&out)
+                .arg("--same-as")
+                .arg(path(MODEL))
+                .output()
+                .expect("python3 runs (scripts/setup.sh test installs it with numpy)");
+            let said = String::from_utf8_lossy(&run.stdout).into_owned()
+                + &String::from_utf8_lossy(&run.stderr);
+            assert!(run.status.success(), "{said}");
+            assert!(said.contains("ok: 114 entries"), "{said}");
+        }
         // Each converted model gives the original's logits.
         let dir = tmp(&format!("forward-{ext}"));
         let (ok, _, stderr) = icelens(&[
@@ -308,13 +337,7 @@ fn convert_writes_each_format_and_refuses_an_unknown_one() {
             icelens_core::npy::read(&a).unwrap(),
             icelens_core::npy::read(&want).unwrap(),
         );
-        let diff = a
-            .to_f32()
-            .unwrap()
-            .iter()
-            .zip(want.to_f32().unwrap())
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
+        let diff = max_abs_diff(&a.to_f32().unwrap(), &want.to_f32().unwrap());
         assert!(diff < 1e-3, "{ext}: {diff}");
     }
     let (ok, _, stderr) = icelens(&[

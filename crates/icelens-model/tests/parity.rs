@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{max_abs_diff, reference, shared};
+use common::{assert_argmax_matches, max_abs_diff, reference, shared};
 use icelens_core::checkpoint::load_state_dict;
 use icelens_core::{npy, read_scene, Chart, ReadLimits};
 use icelens_model::cpu::Feature;
@@ -50,29 +50,13 @@ fn check_case(prefix: &str) {
             .unwrap()
             .to_u8()
             .unwrap();
-        let plane = got.h * got.w;
-        let mut compared = 0;
-        for p in 0..plane {
-            let mut logits: Vec<f32> = (0..got.c).map(|c| want[c * plane + p]).collect();
-            let top = argmax[p] as usize;
-            let t1 = logits[top];
-            logits[top] = f32::NEG_INFINITY;
-            let t2 = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            if t1 - t2 > 1e-3 {
-                let mine = (0..got.c)
-                    .max_by(|a, b| {
-                        got.data[a * plane + p]
-                            .total_cmp(&got.data[b * plane + p])
-                            .then(b.cmp(a))
-                    })
-                    .unwrap();
-                assert_eq!(mine, top, "{prefix}{chart} pixel {p}");
-                compared += 1;
-            }
-        }
-        assert!(
-            compared > plane * 9 / 10,
-            "{prefix}{chart}: compared {compared}"
+        assert_eq!(argmax.len(), got.h * got.w);
+        assert_argmax_matches(
+            &format!("{prefix}{chart}"),
+            got.c,
+            &got.data,
+            &want,
+            &argmax,
         );
     }
 }
@@ -164,4 +148,60 @@ fn tiled_runs_agree_with_whole_runs_and_can_be_cancelled() {
     });
     assert_eq!(cancelled.unwrap_err(), "cancelled");
     assert_eq!(n, 2);
+}
+
+/// The comparison helpers themselves: a NaN anywhere fails a tolerance check, and one wrong
+/// argmax among confident pixels fails the argmax check.
+#[test]
+fn max_abs_diff_reports_nan_and_infinity() {
+    let a = [0.0f32, 1.0, 2.0, 3.0];
+    assert_eq!(max_abs_diff(&a, &[0.0, 1.5, 2.0, 2.0]), 1.0);
+    for at in 0..a.len() {
+        let mut b = a;
+        b[at] = f32::NAN;
+        assert!(max_abs_diff(&a, &b).is_nan(), "NaN at {at}");
+        assert!(
+            max_abs_diff(&b, &a).is_nan(),
+            "NaN at {at} (first argument)"
+        );
+        b[at] = f32::INFINITY;
+        assert_eq!(max_abs_diff(&a, &b), f32::INFINITY, "infinity at {at}");
+    }
+    // NaN against NaN is not "equal".
+    assert!(max_abs_diff(&[f32::NAN], &[f32::NAN]).is_nan());
+}
+
+#[test]
+fn argmax_check_catches_one_wrong_pixel_and_skips_near_ties() {
+    // Three classes over 20 pixels, pixel i confidently class i % 3, but pixel 19 a near-tie
+    // between classes 0 and 1.
+    let (classes, plane) = (3, 20);
+    let mut want = vec![0f32; classes * plane];
+    let mut argmax = vec![0u8; plane];
+    for p in 0..plane {
+        argmax[p] = (p % 3) as u8;
+        want[(p % 3) * plane + p] = 5.0;
+    }
+    want[19] = 1.0;
+    want[plane + 19] = 1.0005;
+    argmax[19] = 1;
+    let mut got = want.clone();
+    got[19] = 2.0; // the near-tie may go either way
+    assert_eq!(
+        assert_argmax_matches("ok", classes, &got, &want, &argmax),
+        19
+    );
+    let mut wrong = got.clone();
+    wrong[2 * plane + 4] = 9.0; // pixel 4 (class 1) now says class 2
+    let caught =
+        std::panic::catch_unwind(|| assert_argmax_matches("bad", classes, &wrong, &want, &argmax));
+    assert!(caught.is_err(), "a wrong argmax passed");
+    for bad in [f32::NAN, -f32::NAN] {
+        let mut nan = got.clone();
+        nan[plane] = bad; // pixel 0, class 1
+        let caught = std::panic::catch_unwind(|| {
+            assert_argmax_matches("nan", classes, &nan, &want, &argmax)
+        });
+        assert!(caught.is_err(), "a NaN logit passed the argmax check");
+    }
 }

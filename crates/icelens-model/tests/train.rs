@@ -593,8 +593,54 @@ fn validation_scores_match_the_exported_network() {
     assert!(scores.combined.is_finite());
 }
 
+/// Sums over two backends' updates of the same weights (`a` and `b`, each `after - before`):
+/// enough to compare the updates relative to their size, as a whole or tensor by tensor.
+#[derive(Debug, Default, Clone, Copy)]
+struct UpdateSums {
+    aa: f64,
+    bb: f64,
+    ab: f64,
+    n: usize,
+}
+
+impl UpdateSums {
+    fn add(&mut self, before: &[f32], a: &[f32], b: &[f32]) {
+        assert!(before.len() == a.len() && a.len() == b.len());
+        for ((w, x), y) in before.iter().zip(a).zip(b) {
+            let (ua, ub) = ((x - w) as f64, (y - w) as f64);
+            self.aa += ua * ua;
+            self.bb += ub * ub;
+            self.ab += ua * ub;
+        }
+        self.n += before.len();
+    }
+
+    /// How far `b` moved along `a`'s update, relative to `a`'s: 1 when it took the same step,
+    /// 1.1 when it went 10 % further, -1 when it went the other way. NaN when either is NaN.
+    fn slope(&self) -> f64 {
+        self.ab / self.aa
+    }
+
+    /// The cosine of the angle between the two updates: 1 when they point the same way.
+    fn cosine(&self) -> f64 {
+        self.ab / (self.aa * self.bb).sqrt()
+    }
+
+    /// The size of the difference of the updates relative to the larger one.
+    fn relative_difference(&self) -> f64 {
+        ((self.aa + self.bb - 2.0 * self.ab).max(0.0) / self.aa.max(self.bb)).sqrt()
+    }
+
+    /// Root mean square of `a`'s update per weight.
+    fn rms(&self) -> f64 {
+        (self.aa / self.n.max(1) as f64).sqrt()
+    }
+}
+
 /// burn's CPU backend (flex, what the page trains on without WebGPU) takes the same step as
-/// the GPU one: same start, same batch, same losses and updated weights within float error.
+/// the GPU one: same start, same batch, same losses, and the same weight updates within float
+/// error (two Adam steps move a weight by about 2 x lr, so the updates themselves are
+/// compared, relative to their size, not the weights).
 #[test]
 fn the_cpu_backend_trains_like_the_gpu_one() {
     let scene = synth_scene(120, 120, 12);
@@ -610,14 +656,15 @@ fn the_cpu_backend_trains_like_the_gpu_one() {
     };
     let run = |device: &Device| {
         let net = TrainUNet::new(&[4, 8], SicHead::Classification, 21, device).unwrap();
+        let start = net.to_state_dict().unwrap();
         let mut t = Trainer::new(net, config.clone(), train.clone(), val.clone()).unwrap();
         let before = t.baseline().unwrap().unwrap();
         let steps = [t.step().unwrap(), t.step().unwrap()];
         let v = t.validate().unwrap();
-        (before, steps, v, t.model().to_state_dict().unwrap())
+        (start, before, steps, v, t.model().to_state_dict().unwrap())
     };
-    let (b_gpu, s_gpu, v_gpu, sd_gpu) = run(&device());
-    let (b_cpu, s_cpu, v_cpu, sd_cpu) = run(&Device::flex());
+    let (start_gpu, b_gpu, s_gpu, v_gpu, sd_gpu) = run(&device());
+    let (start_cpu, b_cpu, s_cpu, v_cpu, sd_cpu) = run(&Device::flex());
     let close = |a: f32, b: f32, what: &str| {
         assert!(
             (a - b).abs() <= 1e-3 * a.abs().max(1.0),
@@ -629,12 +676,82 @@ fn the_cpu_backend_trains_like_the_gpu_one() {
         close(g.loss, c.loss, "step loss");
     }
     close(v_gpu.loss, v_cpu.loss, "validation loss");
+    assert_eq!(
+        start_gpu, start_cpu,
+        "both backends start from the same weights"
+    );
     assert_eq!(sd_gpu.keys_in_order(), sd_cpu.keys_in_order());
-    // Adam moves a weight by about the learning rate whatever its gradient's size, so a
-    // gradient within float error of zero may move either way on the two backends: at most
-    // 2 steps x 2 x 1e-3.
+    assert_eq!(sd_gpu.integer_values, sd_cpu.integer_values);
+    // Adam moves a trained weight by about the learning rate per step whatever its gradient's
+    // size, so comparing weights (|w| ~ 0.1) hides a wrong step. Compare the updates
+    // (after - before) instead. Where a gradient is within float error of zero, or the two steps'
+    // gradients nearly cancel, Adam's update is sensitive to the last bits of the gradient, so
+    // single weights can differ a lot between backends (in the first convolution a third of
+    // them by more than 5 %) while the step as a whole agrees: hence the slope of one update
+    // along the other (a backend that steps 10 % too far has slope 1.1) and their cosine, over
+    // all trained weights and per tensor. BatchNorm's running statistics do not go through
+    // Adam and must agree closely.
+    let mut trained = UpdateSums::default();
+    let mut wrong = vec![];
     for (k, t) in &sd_gpu.tensors {
-        let d = max_abs_diff(&t.data, &sd_cpu.tensors[k].data);
-        assert!(d < 4.5e-3, "{k}: differs by {d}");
+        let mut u = UpdateSums::default();
+        u.add(&start_gpu.tensors[k].data, &t.data, &sd_cpu.tensors[k].data);
+        eprintln!(
+            "{k}: {} weights, update rms {:.3e}, slope {:.4}, cosine {:.4}, relative difference {:.3e}",
+            u.n,
+            u.rms(),
+            u.slope(),
+            u.cosine(),
+            u.relative_difference()
+        );
+        let running = k.ends_with(".running_mean") || k.ends_with(".running_var");
+        let ok = if running {
+            u.relative_difference() <= 1e-2
+        } else if k.contains("feature_out") {
+            // The output layers' gradients are far from zero: their updates agree closely.
+            trained.add(&start_gpu.tensors[k].data, &t.data, &sd_cpu.tensors[k].data);
+            u.relative_difference() <= 1e-2
+        } else {
+            trained.add(&start_gpu.tensors[k].data, &t.data, &sd_cpu.tensors[k].data);
+            (u.slope() - 1.0).abs() <= PER_TENSOR_SLOPE && u.cosine() >= PER_TENSOR_COSINE
+        };
+        if !ok {
+            wrong.push(k.clone());
+        }
     }
+    eprintln!(
+        "all {} trained weights: update rms {:.3e}, slope {:.5}, cosine {:.5}, relative difference {:.3e}",
+        trained.n,
+        trained.rms(),
+        trained.slope(),
+        trained.cosine(),
+        trained.relative_difference()
+    );
+    assert!(
+        wrong.is_empty(),
+        "the backends update these tensors differently (see above): {wrong:?}"
+    );
+    // The steps are real (about lr per weight and step, two steps)...
+    assert!(
+        trained.rms() > config.lr,
+        "the weights hardly moved: rms update {}",
+        trained.rms()
+    );
+    // ...and the same.
+    assert!(
+        (trained.slope() - 1.0).abs() <= SLOPE && trained.cosine() >= COSINE,
+        "the CPU backend's step is {:.4} times the GPU's along it, cosine {:.5}",
+        trained.slope(),
+        trained.cosine()
+    );
 }
+
+/// Tolerances of the CPU-vs-GPU step comparison, over all trained weights and per tensor.
+/// Measured on lavapipe against flex: slope 0.998 and cosine 0.998 over all; per tensor,
+/// slopes 0.91-1.04 and cosines from 0.975 (8-weight BatchNorm biases); the output layers
+/// within 2e-3, running statistics within 5e-4. With the CPU's learning rate 10 % higher the
+/// overall slope is 1.077 and the output layers differ by 0.09.
+const SLOPE: f64 = 0.02;
+const COSINE: f64 = 0.99;
+const PER_TENSOR_SLOPE: f64 = 0.2;
+const PER_TENSOR_COSINE: f64 = 0.95;

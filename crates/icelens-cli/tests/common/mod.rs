@@ -30,3 +30,19 @@ pub fn tmp(group: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
+
+/// Largest absolute difference between two equally long slices; NaN when either holds a NaN
+/// (or the same infinity) anywhere, so that `max_abs_diff(..) <= tol` fails on it.
+/// (`fold(0.0, f32::max)` would skip NaNs: `f32::max` returns the other operand.)
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "slices of different lengths");
+    let mut max = 0f32;
+    for (x, y) in a.iter().zip(b) {
+        let d = (x - y).abs();
+        if d.is_nan() {
+            return f32::NAN;
+        }
+        max = max.max(d);
+    }
+    max
+}

@@ -14,11 +14,68 @@ pub fn reference(name: &str) -> Vec<u8> {
     std::fs::read(shared().join("reference").join(name)).expect("reference file")
 }
 
-/// Largest absolute difference between two equally long slices.
+/// Largest absolute difference between two equally long slices; NaN when either holds a NaN
+/// (or the same infinity) anywhere, so that `max_abs_diff(..) <= tol` fails on it and so does
+/// `max_abs_diff(..) > tol`. (`fold(0.0, f32::max)` would skip NaNs: `f32::max` returns the
+/// other operand.)
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0f32, f32::max)
+    assert_eq!(a.len(), b.len(), "slices of different lengths");
+    let mut max = 0f32;
+    for (x, y) in a.iter().zip(b) {
+        let d = (x - y).abs();
+        if d.is_nan() {
+            return f32::NAN;
+        }
+        max = max.max(d);
+    }
+    max
+}
+
+/// Checks the per-pixel argmax of `got` (logits, `classes` planes of `plane` pixels each)
+/// against PyTorch's (`argmax`, one class per pixel) wherever the reference logits `want` are
+/// not a near-tie (top-1 above top-2 by more than 1e-3); ties go to the lowest class, as
+/// `torch.argmax` breaks them. At least 90 % of the pixels must be compared, so a reference
+/// that is all ties cannot make the check vacuous. Returns how many pixels were compared.
+pub fn assert_argmax_matches(
+    what: &str,
+    classes: usize,
+    got: &[f32],
+    want: &[f32],
+    argmax: &[u8],
+) -> usize {
+    let plane = argmax.len();
+    assert_eq!(got.len(), classes * plane, "{what}: logits vs argmax size");
+    assert_eq!(want.len(), classes * plane, "{what}: reference size");
+    let mut compared = 0;
+    for p in 0..plane {
+        let top = argmax[p] as usize;
+        assert!(top < classes, "{what}: reference class {top} at pixel {p}");
+        let t1 = want[top * plane + p];
+        let mut t2 = f32::NEG_INFINITY;
+        for c in (0..classes).filter(|c| *c != top) {
+            let v = want[c * plane + p];
+            assert!(!v.is_nan(), "{what}: reference NaN at pixel {p}");
+            t2 = t2.max(v);
+        }
+        assert!(
+            (0..classes).all(|c| !got[c * plane + p].is_nan()),
+            "{what}: NaN logit at pixel {p}"
+        );
+        if t1 - t2 > 1e-3 {
+            let mine = (0..classes)
+                .max_by(|a, b| {
+                    got[a * plane + p]
+                        .total_cmp(&got[b * plane + p])
+                        .then(b.cmp(a))
+                })
+                .unwrap();
+            assert_eq!(mine, top, "{what}: argmax at pixel {p}");
+            compared += 1;
+        }
+    }
+    assert!(
+        compared > plane * 9 / 10,
+        "{what}: only {compared} of {plane} pixels are not near-ties"
+    );
+    compared
 }
