@@ -12,6 +12,7 @@
 
 pub mod breakdown;
 pub mod channels;
+pub mod dataset;
 pub mod chart;
 pub mod checkpoint;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod plots;
 pub mod read;
 pub mod render;
 pub mod scene;
+pub mod shard;
 pub mod stats;
 pub mod story;
 pub mod synth;
