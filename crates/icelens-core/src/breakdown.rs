@@ -1383,12 +1383,8 @@ pub enum PartialError {
     },
     #[error("{a} and {b} are both shard {shard}")]
     DuplicateShard { a: String, b: String, shard: String },
-    #[error("shard {missing} of {count} is missing (got {got}); every shard is needed for the result of the whole run")]
-    MissingShard {
-        missing: String,
-        count: usize,
-        got: String,
-    },
+    #[error("shard {missing} is missing (got {got}); every shard is needed for the result of the whole run")]
+    MissingShard { missing: String, got: String },
     #[error("{file} counts the dimension(s) {have}, not {wanted}")]
     MissingDimension {
         file: String,
@@ -1612,7 +1608,6 @@ pub fn merge_partials(parts: &[(String, Partial)]) -> Result<Merged, PartialErro
         if let Some(k) = (1..=n).find(|k| !got.contains(k)) {
             return Err(PartialError::MissingShard {
                 missing: format!("{k}/{n}"),
-                count: n,
                 got: have,
             });
         }
