@@ -79,7 +79,11 @@ pub fn dataset(req: &Request) -> Result<(), String> {
             parse_names("train_files.json (shipped)", TRAIN).map_err(|e| e.to_string())?,
             parse_names("test_files.json (shipped)", TEST).map_err(|e| e.to_string())?,
         ),
-        _ => return Err("give both --train and --test, or neither (the shipped AI4Arctic lists)".into()),
+        _ => {
+            return Err(
+                "give both --train and --test, or neither (the shipped AI4Arctic lists)".into(),
+            )
+        }
     };
     let pixels = match req.pixels {
         Some(p) => {
@@ -158,13 +162,22 @@ fn text(a: &Atlas, chosen: Facet) -> String {
             "\nClass balance of the training scenes by {} (share of labelled pixels per class; masked = share of all pixels without a class)",
             chosen.key()
         );
-        let groups = std::iter::once(&c.overall).chain(c.groups.iter().filter(|b| b.facet == Some(chosen)));
+        let groups =
+            std::iter::once(&c.overall).chain(c.groups.iter().filter(|b| b.facet == Some(chosen)));
         for b in groups {
             let name = &b.group;
             for ch in &b.charts {
-                let shares: Vec<String> = ch.shares.iter().map(|s| format!("{:.1}", s * 100.0)).collect();
+                let shares: Vec<String> = ch
+                    .shares
+                    .iter()
+                    .map(|s| format!("{:.1}", s * 100.0))
+                    .collect();
                 let all = ch.labelled + ch.masked;
-                let masked = if all == 0 { 0.0 } else { ch.masked as f64 / all as f64 };
+                let masked = if all == 0 {
+                    0.0
+                } else {
+                    ch.masked as f64 / all as f64
+                };
                 let _ = writeln!(
                     out,
                     "{:<22} {:>4} {:>4} scenes  masked {:>6}  classes 0..{}: {}",

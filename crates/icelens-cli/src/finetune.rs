@@ -143,9 +143,10 @@ impl Subset {
             parts.push(format!("centred on {c}"));
         }
         match (self.balance, &self.shares) {
-            (Some(b), Some((_, file))) => {
-                parts.push(format!("{} groups drawn with the test shares of {file}", b.key()))
-            }
+            (Some(b), Some((_, file))) => parts.push(format!(
+                "{} groups drawn with the test shares of {file}",
+                b.key()
+            )),
             (Some(b), None) => parts.push(format!("balanced by {}", b.key())),
             _ => {}
         }

@@ -23,7 +23,7 @@ fn tmp(name: &str) -> PathBuf {
     common::tmp("cluster-cli", name)
 }
 
-fn s(p: &PathBuf) -> &str {
+fn s(p: &std::path::Path) -> &str {
     p.to_str().unwrap()
 }
 
@@ -57,7 +57,10 @@ fn three_shards_merged_equal_one_run_byte_for_byte() {
         // Shard 3 holds the test-style scene: it fails there, is recorded in the part, and
         // the task still succeeds so that a dependent merge runs.
         assert!(ok, "shard {k}: {stderr}");
-        assert!(stderr.contains(&format!("shard {k}/3: 1 of 3 scenes")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("shard {k}/3: 1 of 3 scenes")),
+            "{stderr}"
+        );
         parts.push(part);
     }
     let part3: serde_json::Value =
@@ -73,19 +76,26 @@ fn three_shards_merged_equal_one_run_byte_for_byte() {
         a.extend(parts.iter().rev().map(|p| s(p).to_string()));
         run(&with(a, more))
     };
-    let (m_ok, m_json, m_err) = merge(&["--by", "all", "--rank", "SOD", "--json", "--csv", s(&m_csv)]);
+    let (m_ok, m_json, m_err) =
+        merge(&["--by", "all", "--rank", "SOD", "--json", "--csv", s(&m_csv)]);
     let (s_ok, s_json, s_err) = run(&with(
         eval_args([0, 1, 2]),
         &["--by", "all", "--rank", "SOD", "--json", "--csv", s(&s_csv)],
     ));
     assert!(!s_ok && !m_ok, "both report the unscorable scene");
-    assert!(m_err.contains("20211130T083012_dmi_prep.nc") && m_err.contains("no ice charts"), "{m_err}");
+    assert!(
+        m_err.contains("20211130T083012_dmi_prep.nc") && m_err.contains("no ice charts"),
+        "{m_err}"
+    );
     assert!(s_err.contains("no ice charts"), "{s_err}");
     let got: serde_json::Value = serde_json::from_str(&m_json).unwrap();
     assert_eq!(got["scenes"].as_array().unwrap().len(), 2);
     assert!(got["breakdown"]["rows"].as_array().unwrap().len() > 10);
     assert_eq!(m_json, s_json, "merged JSON differs from the single run's");
-    let (a, b) = (std::fs::read(&m_csv).unwrap(), std::fs::read(&s_csv).unwrap());
+    let (a, b) = (
+        std::fs::read(&m_csv).unwrap(),
+        std::fs::read(&s_csv).unwrap(),
+    );
     assert!(a.len() > 200);
     assert_eq!(a, b, "merged CSV differs from the single run's");
     // The text table too, and another --by chosen at merge time.
@@ -125,11 +135,18 @@ fn merge_refuses_parts_that_are_not_one_run() {
         a.extend(parts.iter().map(|p| s(p).to_string()));
         let (ok, _, stderr) = run(&a);
         assert!(!ok);
-        let line = stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default().to_string();
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("error:"))
+            .unwrap_or_default()
+            .to_string();
         line
     };
     let e = merge(&[&p2, &q1]);
-    assert!(e.contains("different models") && e.contains("other.pt") && e.contains("q1.json"), "{e}");
+    assert!(
+        e.contains("different models") && e.contains("other.pt") && e.contains("q1.json"),
+        "{e}"
+    );
     let e = merge(&[&p1, &p1]);
     assert!(e.contains("both hold scene 20190412T103015_dmi"), "{e}");
     let e = merge(&[&p2]);
@@ -137,7 +154,10 @@ fn merge_refuses_parts_that_are_not_one_run() {
     let junk = tmp("junk.json");
     std::fs::write(&junk, b"{\"pooled\": 1}").unwrap();
     let e = merge(&[&junk]);
-    assert!(e.contains("junk.json") && e.contains("not an icelens partial result"), "{e}");
+    assert!(
+        e.contains("junk.json") && e.contains("not an icelens partial result"),
+        "{e}"
+    );
     // A dimension the parts did not count cannot be asked for... every part counts all.
     let (ok, _, stderr) = run(&[
         "merge".into(),
@@ -146,7 +166,10 @@ fn merge_refuses_parts_that_are_not_one_run() {
         "--by".into(),
         "nonsense".into(),
     ]);
-    assert!(!ok && stderr.contains("unknown dimension \"nonsense\""), "{stderr}");
+    assert!(
+        !ok && stderr.contains("unknown dimension \"nonsense\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -154,7 +177,10 @@ fn bad_shards_are_refused_with_the_rule() {
     for bad in ["0/3", "4/3", "3", "a/b", "1/0"] {
         let (ok, _, stderr) = run(&with(eval_args([0, 1, 2]), &["--shard", bad]));
         assert!(!ok, "{bad}");
-        assert!(stderr.contains("K/N") && stderr.contains(bad), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("K/N") && stderr.contains(bad),
+            "{bad}: {stderr}"
+        );
     }
 }
 
@@ -167,7 +193,10 @@ fn predict_takes_only_its_shard() {
     assert!(ok, "{stderr}");
     let bytes = std::fs::read(&upload).unwrap();
     let has = |name: &str| bytes.windows(name.len()).any(|w| w == name.as_bytes());
-    assert!(has("20200117T211533_cis_SIC"), "the second scene in name order");
+    assert!(
+        has("20200117T211533_cis_SIC"),
+        "the second scene in name order"
+    );
     assert!(!has("20190412T103015_dmi_SIC") && !has("20211130T083012_dmi_SIC"));
 }
 
@@ -180,7 +209,10 @@ fn dataset_prints_the_shipped_atlas_and_reads_lists_and_folders() {
     assert_eq!(atlas["test_scenes"], 20);
     assert_eq!(atlas["weights"]["dimension"], "service");
     let cis = atlas["weights"]["groups"]["cis"].as_f64().unwrap();
-    assert!((cis - (12.0 / 20.0) / (197.0 / 512.0)).abs() < 1e-12, "{cis}");
+    assert!(
+        (cis - (12.0 / 20.0) / (197.0 / 512.0)).abs() < 1e-12,
+        "{cis}"
+    );
     assert_eq!(atlas["classes"]["overall"]["scenes"], 512);
 
     let (ok, text, _) = icelens(&["dataset"]);
@@ -194,12 +226,18 @@ fn dataset_prints_the_shipped_atlas_and_reads_lists_and_folders() {
     // A folder's .nc names (the files are empty: never read) against a text list.
     let dir = tmp("names");
     std::fs::create_dir_all(&dir).unwrap();
-    for n in ["20200101T100000_dmi_prep.nc", "20200102T100000_cis_prep.nc", "20200103T100000_cis_prep.nc", "readme.txt"] {
+    for n in [
+        "20200101T100000_dmi_prep.nc",
+        "20200102T100000_cis_prep.nc",
+        "20200103T100000_cis_prep.nc",
+        "readme.txt",
+    ] {
         std::fs::write(dir.join(n), b"").unwrap();
     }
     let list = tmp("test.txt");
     std::fs::write(&list, "# test\n20210101T100000_dmi_prep.nc\n").unwrap();
-    let (ok, stdout, stderr) = icelens(&["dataset", "--train", s(&dir), "--test", s(&list), "--json"]);
+    let (ok, stdout, stderr) =
+        icelens(&["dataset", "--train", s(&dir), "--test", s(&list), "--json"]);
     assert!(ok, "{stderr}");
     let a: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(a["train_scenes"], 3);
@@ -212,11 +250,17 @@ fn dataset_prints_the_shipped_atlas_and_reads_lists_and_folders() {
 
     std::fs::write(&list, "[\"a\", 3]").unwrap();
     let (ok, _, stderr) = icelens(&["dataset", "--train", s(&dir), "--test", s(&list)]);
-    assert!(!ok && stderr.contains("test.txt") && stderr.contains("not a JSON list"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("test.txt") && stderr.contains("not a JSON list"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = icelens(&["dataset", "--train", s(&dir)]);
     assert!(!ok && stderr.contains("--test"), "{stderr}");
     let (ok, _, stderr) = icelens(&["dataset", "--dimension", "land"]);
-    assert!(!ok && stderr.contains("unknown dimension \"land\""), "{stderr}");
+    assert!(
+        !ok && stderr.contains("unknown dimension \"land\""),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -228,12 +272,36 @@ fn finetune_draws_groups_with_an_atlas_s_test_shares() {
     let base = |more: &[&str]| {
         let out = tmp("tuned.pt");
         let mut a = vec![
-            "finetune", "--model", MODEL, FIXTURES[0], FIXTURES[1], "--out", s(&out), "--device", "cpu",
-            "--patches", "4", "--patch-size", "64", "--batch", "2", "--epochs", "1", "--steps", "1",
-            "--val", "0.5",
+            "finetune",
+            "--model",
+            MODEL,
+            FIXTURES[0],
+            FIXTURES[1],
+            "--out",
+            s(&out),
+            "--device",
+            "cpu",
+            "--patches",
+            "4",
+            "--patch-size",
+            "64",
+            "--batch",
+            "2",
+            "--epochs",
+            "1",
+            "--steps",
+            "1",
+            "--val",
+            "0.5",
         ]
         .into_iter()
-        .map(|x| if x.starts_with("reference/") || x.starts_with("fixtures/") { path(x) } else { x.to_string() })
+        .map(|x| {
+            if x.starts_with("reference/") || x.starts_with("fixtures/") {
+                path(x)
+            } else {
+                x.to_string()
+            }
+        })
         .collect::<Vec<String>>();
         a.extend(more.iter().map(|m| m.to_string()));
         run(&a)
@@ -243,7 +311,10 @@ fn finetune_draws_groups_with_an_atlas_s_test_shares() {
     // Both fixtures are in services the test set has: training runs, drawing by its shares.
     let (ok, _, stderr) = base(&["--balance", "service", "--weights-from", s(&atlas)]);
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("service groups drawn with the test shares of"), "{stderr}");
+    assert!(
+        stderr.contains("service groups drawn with the test shares of"),
+        "{stderr}"
+    );
     // An atlas whose test set has neither service: nothing to draw, said so.
     let mut a: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     for g in a["facets"][0]["groups"].as_array_mut().unwrap() {
@@ -251,5 +322,8 @@ fn finetune_draws_groups_with_an_atlas_s_test_shares() {
     }
     std::fs::write(&atlas, a.to_string()).unwrap();
     let (ok, _, stderr) = base(&["--balance", "service", "--weights-from", s(&atlas)]);
-    assert!(!ok && stderr.contains("none of the scenes' service groups (dmi, cis)"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("none of the scenes' service groups (dmi, cis)"),
+        "{stderr}"
+    );
 }

@@ -1374,7 +1374,9 @@ pub enum PartialError {
     },
     #[error("{a} and {b} both hold scene {scene}: the parts overlap (the same shard twice, or shards of different runs?)")]
     Overlap { a: String, b: String, scene: String },
-    #[error("{a} is shard {a_shard} but {b} is shard {b_shard}: merge the shards of one split only")]
+    #[error(
+        "{a} is shard {a_shard} but {b} is shard {b_shard}: merge the shards of one split only"
+    )]
     Shards {
         a: String,
         b: String,

@@ -114,10 +114,7 @@ impl FromStr for Facet {
             .find(|f| f.key().eq_ignore_ascii_case(word))
             .ok_or_else(|| {
                 let keys: Vec<&str> = Facet::ALL.iter().map(|f| f.key()).collect();
-                format!(
-                    "unknown dimension \"{word}\"; valid: {}",
-                    keys.join(", ")
-                )
+                format!("unknown dimension \"{word}\"; valid: {}", keys.join(", "))
             })
     }
 }
@@ -153,14 +150,11 @@ fn file_err(file: &str, problem: impl Into<String>) -> DatasetError {
 /// skipped). Folders in front of a name are kept here and dropped when it is decoded. A name
 /// given twice is an error: it would count twice.
 pub fn parse_names(file: &str, bytes: &[u8]) -> Result<Vec<String>, DatasetError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| file_err(file, format!("not UTF-8 text ({e})")))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| file_err(file, format!("not UTF-8 text ({e})")))?;
     let names: Vec<String> = if text.trim_start().starts_with('[') {
-        serde_json::from_str::<Vec<String>>(text).map_err(|e| {
-            file_err(
-                file,
-                format!("not a JSON list of file names ({e})"),
-            )
-        })?
+        serde_json::from_str::<Vec<String>>(text)
+            .map_err(|e| file_err(file, format!("not a JSON list of file names ({e})")))?
     } else {
         text.lines()
             .map(str::trim)
@@ -323,7 +317,13 @@ impl ChartBalance {
             masked: counts[CHART_FILL as usize],
             shares: pixels
                 .iter()
-                .map(|n| if labelled == 0 { 0.0 } else { *n as f64 / labelled as f64 })
+                .map(|n| {
+                    if labelled == 0 {
+                        0.0
+                    } else {
+                        *n as f64 / labelled as f64
+                    }
+                })
                 .collect(),
             pixels,
         }
@@ -555,9 +555,15 @@ mod tests {
     #[test]
     fn lists_in_both_forms_and_their_errors() {
         let json = br#"["a_prep.nc", "b_prep.nc"]"#;
-        assert_eq!(parse_names("l.json", json).unwrap(), names(&["a_prep.nc", "b_prep.nc"]));
+        assert_eq!(
+            parse_names("l.json", json).unwrap(),
+            names(&["a_prep.nc", "b_prep.nc"])
+        );
         let text = b"# scenes\n a_prep.nc \n\nb_prep.nc\n";
-        assert_eq!(parse_names("l.txt", text).unwrap(), names(&["a_prep.nc", "b_prep.nc"]));
+        assert_eq!(
+            parse_names("l.txt", text).unwrap(),
+            names(&["a_prep.nc", "b_prep.nc"])
+        );
         for (bytes, want) in [
             (&b"[1, 2]"[..], "not a JSON list"),
             (b"\n# nothing\n", "no scene names"),
@@ -576,11 +582,23 @@ mod tests {
         assert_eq!(p.scenes["x_dmi"][0][0], 5);
         for (bytes, want) in [
             (&b"scene,pixels\n"[..], "first line"),
-            (b"scene,chart,class,pixels\nx,SIC,0\n", "line 2: expected 4 fields"),
-            (b"scene,chart,class,pixels\nx,SIC,0,1\nx,ICE,0,1\n", "line 3: unknown chart"),
-            (b"scene,chart,class,pixels\nx,SIC,256,1\n", "line 2: class \"256\""),
+            (
+                b"scene,chart,class,pixels\nx,SIC,0\n",
+                "line 2: expected 4 fields",
+            ),
+            (
+                b"scene,chart,class,pixels\nx,SIC,0,1\nx,ICE,0,1\n",
+                "line 3: unknown chart",
+            ),
+            (
+                b"scene,chart,class,pixels\nx,SIC,256,1\n",
+                "line 2: class \"256\"",
+            ),
             (b"scene,chart,class,pixels\nx,SIC,1,-4\n", "pixels \"-4\""),
-            (b"scene,chart,class,pixels\nx,SIC,1,4\nx,SIC,1,4\n", "given twice"),
+            (
+                b"scene,chart,class,pixels\nx,SIC,1,4\nx,SIC,1,4\n",
+                "given twice",
+            ),
         ] {
             let e = ClassPixels::parse("c.csv", bytes).unwrap_err().to_string();
             assert!(e.starts_with("c.csv: ") && e.contains(want), "{want}: {e}");
@@ -603,8 +621,11 @@ mod tests {
         ]);
         let a = Atlas::new(&train, &test, None);
         let s = a.facet(Facet::Service);
-        let g: Vec<(&str, usize, usize)> =
-            s.groups.iter().map(|g| (g.group.as_str(), g.train, g.test)).collect();
+        let g: Vec<(&str, usize, usize)> = s
+            .groups
+            .iter()
+            .map(|g| (g.group.as_str(), g.train, g.test))
+            .collect();
         assert_eq!(g, [("cis", 1, 1), ("dmi", 3, 1), ("unknown", 0, 1)]);
         // dmi: 1/3 against 3/4 is the largest difference (-5/12).
         assert_eq!(s.most_different().unwrap().group, "dmi");
@@ -613,11 +634,21 @@ mod tests {
         assert!((w["dmi"] - (1.0 / 3.0) / 0.75).abs() < 1e-12);
         assert!(!w.contains_key("unknown"));
         // Weighted training draws give each group its test share among what training has.
-        let total: f64 = s.groups.iter().filter_map(|g| Some(g.weight? * g.train as f64)).sum();
+        let total: f64 = s
+            .groups
+            .iter()
+            .filter_map(|g| Some(g.weight? * g.train as f64))
+            .sum();
         assert!((w["cis"] * 1.0 / total - 0.5).abs() < 1e-12);
         assert_eq!(a.facet(Facet::Hour).groups[0].group, "10");
         let csv = a.to_csv();
-        assert!(csv.contains("\nservice,dmi,3,1,0.75,0.3333333333333333,"), "{csv}");
-        assert!(csv.contains("\nservice,unknown,0,1,0,0.3333333333333333,0.3333333333333333,,false"), "{csv}");
+        assert!(
+            csv.contains("\nservice,dmi,3,1,0.75,0.3333333333333333,"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("\nservice,unknown,0,1,0,0.3333333333333333,0.3333333333333333,,false"),
+            "{csv}"
+        );
     }
 }

@@ -12,9 +12,9 @@
 
 pub mod breakdown;
 pub mod channels;
-pub mod dataset;
 pub mod chart;
 pub mod checkpoint;
+pub mod dataset;
 pub mod error;
 pub mod input;
 pub mod meta;

@@ -938,7 +938,10 @@ fn shards_merged_through_json_equal_one_accumulator() {
                 .collect();
             let json = part_of(&mine, "m.pt", "fp1", Some(shard)).to_json();
             let file = format!("part{k}.json");
-            parts.push((file.clone(), Partial::from_json(&file, json.as_bytes()).unwrap()));
+            parts.push((
+                file.clone(),
+                Partial::from_json(&file, json.as_bytes()).unwrap(),
+            ));
         }
         // Merge order does not matter either.
         parts.reverse();
@@ -971,7 +974,10 @@ fn shards_merged_through_json_equal_one_accumulator() {
         for (_, scene, pred) in &all {
             only.add_scene(scene, preds(pred)).unwrap();
         }
-        assert_eq!(js(&m.accumulator.restricted(&dims).rows()), js(&only.rows()));
+        assert_eq!(
+            js(&m.accumulator.restricted(&dims).rows()),
+            js(&only.rows())
+        );
     }
 }
 
@@ -993,7 +999,13 @@ fn merging_refuses_what_is_not_one_run() {
         ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
         ("b.json", part_of(&b, "n.pt", "fp1", s(2, 2))),
     ]);
-    assert!(e.contains("a.json") && e.contains("b.json") && e.contains("different models") && e.contains("n.pt"), "{e}");
+    assert!(
+        e.contains("a.json")
+            && e.contains("b.json")
+            && e.contains("different models")
+            && e.contains("n.pt"),
+        "{e}"
+    );
     let e = err(vec![
         ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
         ("b.json", part_of(&b, "m.pt", "fp2", s(2, 2))),
@@ -1004,13 +1016,19 @@ fn merging_refuses_what_is_not_one_run() {
         ("a.json", part_of(&a, "m.pt", "fp1", None)),
         ("a2.json", part_of(&a[..1], "m.pt", "fp1", None)),
     ]);
-    assert!(e.contains("both hold scene") && e.contains("a2.json"), "{e}");
+    assert!(
+        e.contains("both hold scene") && e.contains("a2.json"),
+        "{e}"
+    );
     // A missing shard, a shard twice, shards of different splits.
     let e = err(vec![
         ("a.json", part_of(&a, "m.pt", "fp1", s(1, 3))),
         ("b.json", part_of(&b, "m.pt", "fp1", s(3, 3))),
     ]);
-    assert!(e.contains("shard 2/3 is missing") && e.contains("1/3, 3/3"), "{e}");
+    assert!(
+        e.contains("shard 2/3 is missing") && e.contains("1/3, 3/3"),
+        "{e}"
+    );
     let e = err(vec![
         ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
         ("b.json", part_of(&[], "m.pt", "fp1", s(1, 2))),
@@ -1038,26 +1056,41 @@ fn reading_a_part_names_the_file_and_the_problem() {
         ("{\"pooled\": {}}".into(), "no \"format\""),
         ("{\"format\": \"other\"}".into(), "format is \"other\""),
         (good.replace("\"version\":1", "\"version\":7"), "version 7"),
-        (good.replace("\"version\":1", "\"version\":\"x\""), "no \"version\""),
+        (
+            good.replace("\"version\":1", "\"version\":\"x\""),
+            "no \"version\"",
+        ),
         (good.replace("\"scenes\":[]", "\"scenes\":3"), "p.json: "),
     ];
     for (text, want) in cases {
-        let e = Partial::from_json("p.json", text.as_bytes()).unwrap_err().to_string();
+        let e = Partial::from_json("p.json", text.as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("p.json: ") && e.contains(want), "{want}: {e}");
     }
     // A cell outside the matrix is reported by merge with the file and group.
     let all = pooling_scenes();
     let mut p = part_of(&[&all[2]], "m.pt", "fp", None);
     p.models[0].groups[0].confusions[0].push([99, 0, 1]);
-    let e = merge_partials(&[("q.json".into(), p)]).unwrap_err().to_string();
-    assert!(e.starts_with("q.json: group ") && e.contains("[99, 0]"), "{e}");
+    let e = merge_partials(&[("q.json".into(), p)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("q.json: group ") && e.contains("[99, 0]"),
+        "{e}"
+    );
     // Parts that counted fewer dimensions than asked for.
     let mut p = part_of(&[&all[2]], "m.pt", "fp", None);
     p.dimensions = vec![Dimension::Region];
-    p.models[0].groups.retain(|g| g.dimension == Dimension::Region);
+    p.models[0]
+        .groups
+        .retain(|g| g.dimension == Dimension::Region);
     let m = merge_partials(&[("r.json".into(), p)]).unwrap();
     assert!(m.require(&[Dimension::Region], "r.json").is_ok());
-    let e = m.require(&[Dimension::Land, Dimension::Region], "r.json").unwrap_err().to_string();
+    let e = m
+        .require(&[Dimension::Land, Dimension::Region], "r.json")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("r.json") && e.contains("not land"), "{e}");
 }
 

@@ -9,8 +9,13 @@ use std::path::PathBuf;
 use icelens_core::dataset::*;
 
 fn asset(name: &str) -> (String, Vec<u8>) {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets").join(name);
-    (p.display().to_string(), std::fs::read(&p).expect("asset readable"))
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../assets/datasets")
+        .join(name);
+    (
+        p.display().to_string(),
+        std::fs::read(&p).expect("asset readable"),
+    )
 }
 
 fn lists() -> (Vec<String>, Vec<String>) {
@@ -29,7 +34,9 @@ fn counts(a: &Atlas, facet: Facet) -> Vec<(String, usize, usize)> {
 }
 
 fn g(list: &[(&str, usize, usize)]) -> Vec<(String, usize, usize)> {
-    list.iter().map(|(n, a, b)| (n.to_string(), *a, *b)).collect()
+    list.iter()
+        .map(|(n, a, b)| (n.to_string(), *a, *b))
+        .collect()
 }
 
 #[test]
@@ -38,9 +45,17 @@ fn the_shipped_lists_are_the_shared_ones() {
     if !shared.is_dir() {
         return; // only a check of the copy where the originals are at hand
     }
-    for name in ["train_files.json", "test_files.json", "train_class_pixels.csv"] {
+    for name in [
+        "train_files.json",
+        "test_files.json",
+        "train_class_pixels.csv",
+    ] {
         let original = std::fs::read(shared.join(name)).unwrap();
-        assert_eq!(asset(name).1, original, "{name} differs from the shared copy");
+        assert_eq!(
+            asset(name).1,
+            original,
+            "{name} differs from the shared copy"
+        );
     }
 }
 
@@ -50,11 +65,22 @@ fn train_and_test_distributions_of_the_real_lists() {
     assert_eq!((train.len(), test.len()), (512, 20));
     let a = Atlas::new(&train, &test, None);
     assert_eq!((a.train_scenes, a.test_scenes), (512, 20));
-    assert_eq!(counts(&a, Facet::Service), g(&[("cis", 197, 12), ("dmi", 315, 8)]));
-    assert_eq!(counts(&a, Facet::Mission), g(&[("S1A", 233, 11), ("S1B", 279, 9)]));
+    assert_eq!(
+        counts(&a, Facet::Service),
+        g(&[("cis", 197, 12), ("dmi", 315, 8)])
+    );
+    assert_eq!(
+        counts(&a, Facet::Mission),
+        g(&[("S1A", 233, 11), ("S1B", 279, 9)])
+    );
     assert_eq!(
         counts(&a, Facet::Year),
-        g(&[("2018", 88, 6), ("2019", 128, 3), ("2020", 117, 5), ("2021", 179, 6)])
+        g(&[
+            ("2018", 88, 6),
+            ("2019", 128, 3),
+            ("2020", 117, 5),
+            ("2021", 179, 6)
+        ])
     );
     assert_eq!(
         counts(&a, Facet::Region),
@@ -99,22 +125,50 @@ fn train_and_test_distributions_of_the_real_lists() {
 
     // Where the test share differs most, and its weight (test share / training share).
     for (facet, group, diff, weight) in [
-        (Facet::Service, "cis", 0.21523437499999998, 1.5593908629441624),
+        (
+            Facet::Service,
+            "cis",
+            0.21523437499999998,
+            1.5593908629441624,
+        ),
         (Facet::Region, "SGRDIEA", 0.21796875, 3.657142857142857),
-        (Facet::Mission, "S1A", 0.09492187500000004, 1.2085836909871246),
+        (
+            Facet::Mission,
+            "S1A",
+            0.09492187500000004,
+            1.2085836909871246,
+        ),
         (Facet::Year, "2018", 0.128125, 1.7454545454545454),
-        (Facet::Month, "07 Jul", 0.11992187500000001, 2.497560975609756),
-        (Facet::Season, "MAM spring", 0.13320312499999998, 1.6144144144144144),
+        (
+            Facet::Month,
+            "07 Jul",
+            0.11992187500000001,
+            2.497560975609756,
+        ),
+        (
+            Facet::Season,
+            "MAM spring",
+            0.13320312499999998,
+            1.6144144144144144,
+        ),
         (Facet::Hour, "11", 0.169921875, 3.1219512195121952),
     ] {
         let t = a.facet(facet);
         let m = t.most_different().unwrap();
         assert_eq!(m.group, group, "{facet}");
-        assert!((m.difference - diff).abs() < 1e-12, "{facet}: {}", m.difference);
+        assert!(
+            (m.difference - diff).abs() < 1e-12,
+            "{facet}: {}",
+            m.difference
+        );
         assert!((m.weight.unwrap() - weight).abs() < 1e-12, "{facet}");
         assert_eq!(t.groups.iter().filter(|g| g.most_different).count(), 1);
         // Weighted training scenes reproduce the test shares.
-        let norm: f64 = t.groups.iter().filter_map(|g| Some(g.weight? * g.train as f64)).sum();
+        let norm: f64 = t
+            .groups
+            .iter()
+            .filter_map(|g| Some(g.weight? * g.train as f64))
+            .sum();
         for g in &t.groups {
             if let Some(w) = g.weight {
                 assert!((w * g.train as f64 / norm - g.test_share).abs() < 1e-12);
@@ -130,12 +184,23 @@ fn ready_to_train_names_give_the_same_service_and_time_groups() {
     let (train, test) = lists();
     let short = |l: &[String]| -> Vec<String> {
         l.iter()
-            .map(|n| format!("{}_prep.nc", icelens_core::SceneMeta::from_file_name(n).scene))
+            .map(|n| {
+                format!(
+                    "{}_prep.nc",
+                    icelens_core::SceneMeta::from_file_name(n).scene
+                )
+            })
             .collect()
     };
     let a = Atlas::new(&train, &test, None);
     let b = Atlas::new(&short(&train), &short(&test), None);
-    for f in [Facet::Service, Facet::Year, Facet::Month, Facet::Season, Facet::Hour] {
+    for f in [
+        Facet::Service,
+        Facet::Year,
+        Facet::Month,
+        Facet::Season,
+        Facet::Hour,
+    ] {
         assert_eq!(a.facet(f), b.facet(f), "{f}");
     }
     // Region and mission are not in ready-to-train names.
@@ -154,25 +219,45 @@ fn class_balance_from_the_pixel_table() {
     assert!(c.train_without_counts.is_empty());
     assert_eq!(c.counted_not_listed, ["20200625T081801_dmi"]);
     assert_eq!(c.overall.scenes, 512);
-    let chart = |b: &GroupBalance, i: usize| (b.charts[i].labelled, b.charts[i].masked, b.charts[i].pixels[0]);
+    let chart = |b: &GroupBalance, i: usize| {
+        (
+            b.charts[i].labelled,
+            b.charts[i].masked,
+            b.charts[i].pixels[0],
+        )
+    };
     assert_eq!(chart(&c.overall, 0), (7860756754, 5238930775, 4470451351));
     assert_eq!(chart(&c.overall, 1), (6730342942, 6369344587, 4470451351));
     assert_eq!(chart(&c.overall, 2), (6707942475, 6391745054, 4470451351));
     let group = |facet: Facet, name: &str| {
-        c.groups.iter().find(|b| b.facet == Some(facet) && b.group == name).unwrap()
+        c.groups
+            .iter()
+            .find(|b| b.facet == Some(facet) && b.group == name)
+            .unwrap()
     };
     let cis = group(Facet::Service, "cis");
     assert_eq!(cis.scenes, 197);
     assert_eq!(chart(cis, 0), (2744503583, 2181078663, 1716744277));
-    assert_eq!(chart(group(Facet::Service, "dmi"), 2), (4264405128, 3909700155, 2753707074));
+    assert_eq!(
+        chart(group(Facet::Service, "dmi"), 2),
+        (4264405128, 3909700155, 2753707074)
+    );
     for b in &c.groups {
         for ch in &b.charts {
             assert_eq!(ch.pixels.len(), ch.chart.n_classes());
             let s: f64 = ch.shares.iter().sum();
-            assert!(ch.labelled == 0 || (s - 1.0).abs() < 1e-9, "{} {}", b.group, s);
+            assert!(
+                ch.labelled == 0 || (s - 1.0).abs() < 1e-9,
+                "{} {}",
+                b.group,
+                s
+            );
         }
     }
     let csv = a.to_csv();
-    assert!(csv.contains("\nservice,cis,197,,,,,,,SIC,0,1716744277,"), "class lines");
+    assert!(
+        csv.contains("\nservice,cis,197,,,,,,,SIC,0,1716744277,"),
+        "class lines"
+    );
     assert!(csv.contains("\nregion,SGRDIEA,42,6,"), "group lines");
 }

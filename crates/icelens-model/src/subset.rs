@@ -123,7 +123,10 @@ pub fn share_weights(
 ) -> Result<Vec<f64>, String> {
     let counts = balance_weights(scenes, by)?;
     if let Some((g, s)) = shares.iter().find(|(_, s)| !s.is_finite() || **s < 0.0) {
-        return Err(format!("the share of {} {g} is {s}, not a fraction", by.key()));
+        return Err(format!(
+            "the share of {} {g} is {s}, not a fraction",
+            by.key()
+        ));
     }
     let groups: Vec<String> = scenes
         .iter()

@@ -17,10 +17,7 @@ pub fn icelens(args: &[&str]) -> (bool, String, String) {
     let bin = std::env::var_os("ICELENS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_icelens")));
-    let out = Command::new(bin)
-        .args(args)
-        .output()
-        .expect("icelens runs");
+    let out = Command::new(bin).args(args).output().expect("icelens runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
