@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what icelens needs and is missing; skips what is there. Safe to run again.
 #   scripts/setup.sh build   - Rust wasm target, Trunk, wasm-bindgen CLI (to build and serve)
-#   scripts/setup.sh test    - the above, plus Chromium, Node packages and Python test tools
+#   scripts/setup.sh test    - the above, plus Chromium, Slurm and munge, Node packages and Python
+#                              test tools
 # Everything comes from the package registries (crates.io, Debian, npm, PyPI); nothing is
 # downloaded from elsewhere, so after one run everything works offline.
 set -euo pipefail
@@ -52,6 +53,10 @@ fi
 if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
   say "installing Mesa's software Vulkan driver (the wgpu backend's tests on machines without a GPU)"
   apt_install mesa-vulkan-drivers libvulkan1
+fi
+if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/sbin/munged ]; then
+  say "installing Slurm and munge (the single-node Slurm test of scripts/slurm)"
+  apt_install slurm-wlm munge
 fi
 if ! command -v node >/dev/null; then
   say "installing Node.js"

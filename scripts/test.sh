@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every icelens check: formatting, lints, native tests, the wasm build and the browser tests.
+# Runs every icelens check: formatting, lints, native tests, the Slurm test, the wasm build and
+# the browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
@@ -18,6 +19,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "native tests"
 cargo test --workspace --locked
+step "Slurm job array over the fixtures (single-node Slurm)"
+scripts/slurm/test.sh
 step "wasm32 build of the page (trunk)"
 # The page's release build shares no artifact with the native debug builds above (other
 # profile, other target), so it gets a folder of its own under the same cache: the two never

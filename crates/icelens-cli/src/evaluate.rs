@@ -5,17 +5,18 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use icelens_core::breakdown::{
-    class_name, dataset_histograms, Accumulator, ClassRow, Comparison, ComparisonRow, Dimension,
-    Metric,
+    class_name, dataset_histograms, merge_partials, Accumulator, ClassRow, Comparison,
+    ComparisonRow, Dimension, FailedScene, Metric, Partial, PartialScene,
 };
 use icelens_core::metrics::{confusions, Confusion, Scores};
 use icelens_core::plots;
+use icelens_core::shard::{file_name, Shard};
 use icelens_core::Chart;
 use icelens_model::UNet;
 use serde::Serialize;
 
 use crate::load;
-use crate::model_cmds::{load_model, run};
+use crate::model_cmds::{load_model_with_fingerprint, run};
 
 #[derive(Serialize)]
 struct SceneScores {
@@ -66,6 +67,10 @@ pub struct Request<'a> {
     pub rank: &'a str,
     pub csv: Option<&'a Path>,
     pub plots: Option<&'a Path>,
+    /// Only this shard of the (sorted) scene list.
+    pub shard: Option<Shard>,
+    /// Also write what `icelens merge` needs here.
+    pub partial: Option<&'a Path>,
 }
 
 /// The name a model goes by in tables: its file name, as the page shows it.
@@ -75,38 +80,70 @@ pub fn model_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
+/// One model's results, from a run or from merged parts: everything the report is made of.
+pub struct ModelResult {
+    pub name: String,
+    /// (short scene name, SIC/SOD/FLOE matrices) per scored scene, in report order.
+    pub scenes: Vec<(String, [Confusion; 3])>,
+    /// The breakdown's counts (at least the dimensions reported).
+    pub acc: Accumulator,
+}
+
 struct Entry {
-    name: String,
+    fingerprint: String,
     net: UNet,
-    pooled: [Confusion; 3],
-    scenes: Vec<SceneScores>,
-    acc: Accumulator,
+    result: ModelResult,
+}
+
+fn parse_dims(by: Option<&str>) -> Result<Vec<Dimension>, String> {
+    match by {
+        Some("all") => Ok(Dimension::ALL.to_vec()),
+        Some(list) => Dimension::parse_list(list),
+        None => Ok(vec![]),
+    }
 }
 
 pub fn evaluate(req: &Request) -> Result<(), String> {
-    let dims = match req.by {
-        Some("all") => Dimension::ALL.to_vec(),
-        Some(list) => Dimension::parse_list(list)?,
-        None => vec![],
-    };
+    let dims = parse_dims(req.by)?;
     let rank: Metric = req.rank.parse()?;
-    let mut entries = Vec::new();
+    // A part counts every dimension, so that `merge --by` can ask for any of them.
+    let counted: Vec<Dimension> = if req.partial.is_some() {
+        Dimension::ALL.to_vec()
+    } else {
+        dims.clone()
+    };
+    let mut entries: Vec<Entry> = Vec::new();
     for path in req.models {
         let name = model_name(path);
-        if entries.iter().any(|e: &Entry| e.name == name) {
+        if entries.iter().any(|e| e.result.name == name) {
             return Err(format!("{}: given twice", path.display()));
         }
+        let (net, fingerprint) = load_model_with_fingerprint(path)?;
         entries.push(Entry {
-            net: load_model(path)?,
-            acc: Accumulator::new(name.clone(), &dims),
-            name,
-            pooled: Default::default(),
-            scenes: vec![],
+            net,
+            fingerprint,
+            result: ModelResult {
+                acc: Accumulator::new(name.clone(), &counted),
+                name,
+                scenes: vec![],
+            },
         });
     }
-    let mut failed = 0;
+    let paths: Vec<PathBuf> = match req.shard {
+        Some(shard) => {
+            let mine = shard.select(req.scenes);
+            eprintln!(
+                "shard {shard}: {} of {} scenes",
+                mine.len(),
+                req.scenes.len()
+            );
+            mine
+        }
+        None => req.scenes.to_vec(),
+    };
+    let mut part = Partial::new(req.shard, &counted);
     let mut metas = Vec::new();
-    for (i, path) in req.scenes.iter().enumerate() {
+    for (i, path) in paths.iter().enumerate() {
         let result = load(path).and_then(|scene| {
             let charts = scene.charts.as_ref().ok_or_else(|| {
                 format!(
@@ -114,11 +151,14 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
                     scene.file
                 )
             })?;
-            metas.push(scene.meta.clone());
+            let name = &scene.meta.scene;
+            if part.scenes.iter().any(|s| &s.scene == name) {
+                return Err(format!("{}: scene {name} was given twice", scene.file));
+            }
             // Every model predicts before any result is kept: a scene counts for all or none.
             let mut preds = Vec::new();
             for e in &entries {
-                preds.push(run(&e.net, &scene, i, req.scenes.len())?);
+                preds.push(run(&e.net, &scene, i, paths.len())?);
             }
             for (e, pred) in entries.iter_mut().zip(&preds) {
                 let maps = [
@@ -126,40 +166,120 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
                     pred.chart(Chart::SOD),
                     pred.chart(Chart::FLOE),
                 ];
-                let conf = confusions(charts, maps);
-                if !dims.is_empty() {
-                    e.acc.add_scene(&scene, maps)?;
+                if !counted.is_empty() {
+                    e.result.acc.add_scene(&scene, maps)?;
                 }
-                for (p, c) in e.pooled.iter_mut().zip(&conf) {
-                    p.merge(c);
-                }
-                e.scenes.push(SceneScores {
-                    scene: scene.meta.scene.clone(),
-                    scores: Scores::from_confusions(&conf),
-                });
+                e.result
+                    .scenes
+                    .push((name.clone(), confusions(charts, maps)));
             }
+            part.scenes.push(PartialScene {
+                file: file_name(path),
+                scene: name.clone(),
+            });
+            metas.push(scene.meta.clone());
             Ok(())
         });
         if let Err(e) = result {
             eprintln!("error: {e}");
-            failed += 1;
+            part.failed.push(FailedScene {
+                file: file_name(path),
+                error: e,
+            });
         }
     }
+    if let Some(out) = req.partial {
+        for e in &entries {
+            let scenes: Vec<[Confusion; 3]> =
+                e.result.scenes.iter().map(|(_, c)| c.clone()).collect();
+            part.push_model(e.fingerprint.clone(), &e.result.acc, &scenes);
+        }
+        std::fs::write(out, part.to_json())
+            .map_err(|e| format!("{}: cannot be written ({e})", out.display()))?;
+        eprintln!(
+            "wrote {} ({} scenes scored, {} failed)",
+            out.display(),
+            part.scenes.len(),
+            part.failed.len()
+        );
+    }
+    let results: Vec<ModelResult> = entries.into_iter().map(|e| e.result).collect();
+    let report = build_report(&results, &dims, rank);
+    if let (Some(dir), Some(b)) = (req.plots, &report.breakdown) {
+        write_plots(dir, b, &results, &metas)?;
+    }
+    print_report(&report, req.json, req.csv)?;
+    // With --partial the failures travel in the part and `merge` reports them; a zero exit
+    // lets a dependent merge job (Slurm's afterok) run.
+    if !part.failed.is_empty() && req.partial.is_none() {
+        return Err(String::new());
+    }
+    Ok(())
+}
 
+/// What `merge` was asked for.
+pub struct MergeRequest<'a> {
+    pub parts: &'a [PathBuf],
+    pub json: bool,
+    pub by: Option<&'a str>,
+    pub rank: &'a str,
+    pub csv: Option<&'a Path>,
+}
+
+/// `icelens merge`: pools the parts `evaluate --partial` wrote and prints what one `evaluate`
+/// over all their scenes (in file-name order) prints.
+pub fn merge(req: &MergeRequest) -> Result<(), String> {
+    let dims = parse_dims(req.by)?;
+    let rank: Metric = req.rank.parse()?;
+    let mut parts = Vec::new();
+    for path in req.parts {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+        let part = Partial::from_json(&name, &bytes).map_err(|e| e.to_string())?;
+        parts.push((name, part));
+    }
+    let merged = merge_partials(&parts).map_err(|e| e.to_string())?;
+    let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
+    merged
+        .require(&dims, &names.join(", "))
+        .map_err(|e| e.to_string())?;
+    let results: Vec<ModelResult> = merged
+        .models
+        .into_iter()
+        .map(|m| ModelResult {
+            name: m.name,
+            scenes: m.scenes,
+            acc: m.accumulator,
+        })
+        .collect();
+    let report = build_report(&results, &dims, rank);
+    print_report(&report, req.json, req.csv)?;
+    for f in &merged.failed {
+        eprintln!("error: {}", f.error);
+    }
+    if !merged.failed.is_empty() {
+        return Err(String::new());
+    }
+    Ok(())
+}
+
+/// The report of models' results: the same for a run and for merged parts.
+fn build_report(results: &[ModelResult], dims: &[Dimension], rank: Metric) -> Evaluation {
     let breakdown = (!dims.is_empty()).then(|| {
-        let accs: Vec<&Accumulator> = entries.iter().map(|e| &e.acc).collect();
-        let comparison = Comparison::new(&accs);
+        let accs: Vec<Accumulator> = results.iter().map(|r| r.acc.restricted(dims)).collect();
+        let refs: Vec<&Accumulator> = accs.iter().collect();
+        let comparison = Comparison::new(&refs);
         Breakdown {
-            dimensions: dims.clone(),
+            dimensions: dims.to_vec(),
             ranked_by: rank,
             models: comparison.models.clone(),
             rows: comparison.ranked(rank, None),
             classes: if dims.contains(&Dimension::Class) {
-                entries
+                results
                     .iter()
-                    .map(|e| ModelClasses {
-                        model: e.name.clone(),
-                        classes: e.acc.class_rows(),
+                    .map(|r| ModelClasses {
+                        model: r.name.clone(),
+                        classes: r.acc.class_rows(),
                     })
                     .collect()
             } else {
@@ -167,28 +287,31 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
             },
         }
     });
-    if let (Some(path), Some(b)) = (req.csv, &breakdown) {
-        let csv = Comparison {
-            models: b.models.clone(),
-            rows: b.rows.clone(),
-        }
-        .to_csv();
-        std::fs::write(path, csv)
-            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))?;
-    }
-    if let (Some(dir), Some(b)) = (req.plots, &breakdown) {
-        write_plots(dir, b, &entries, &metas)?;
-    }
-    let models: Vec<ModelEvaluation> = entries
-        .into_iter()
-        .map(|e| ModelEvaluation {
-            pooled: (!e.scenes.is_empty()).then(|| Scores::from_confusions(&e.pooled)),
-            model: e.name,
-            scenes: e.scenes,
+    let models: Vec<ModelEvaluation> = results
+        .iter()
+        .map(|r| {
+            let mut pooled: [Confusion; 3] = Default::default();
+            for (_, c) in &r.scenes {
+                for (p, s) in pooled.iter_mut().zip(c) {
+                    p.merge(s);
+                }
+            }
+            ModelEvaluation {
+                pooled: (!r.scenes.is_empty()).then(|| Scores::from_confusions(&pooled)),
+                model: r.name.clone(),
+                scenes: r
+                    .scenes
+                    .iter()
+                    .map(|(scene, c)| SceneScores {
+                        scene: scene.clone(),
+                        scores: Scores::from_confusions(c),
+                    })
+                    .collect(),
+            }
         })
         .collect();
     let first = &models[0];
-    let report = Evaluation {
+    Evaluation {
         pooled: first.pooled,
         scenes: first
             .scenes
@@ -200,17 +323,26 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
             .collect(),
         breakdown,
         models,
-    };
-    if req.json {
+    }
+}
+
+fn print_report(report: &Evaluation, json: bool, csv: Option<&Path>) -> Result<(), String> {
+    if let (Some(path), Some(b)) = (csv, &report.breakdown) {
+        let csv = Comparison {
+            models: b.models.clone(),
+            rows: b.rows.clone(),
+        }
+        .to_csv();
+        std::fs::write(path, csv)
+            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))?;
+    }
+    if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+            serde_json::to_string_pretty(report).map_err(|e| e.to_string())?
         );
     } else {
-        print!("{}", text(&report));
-    }
-    if failed > 0 {
-        return Err(String::new());
+        print!("{}", text(report));
     }
     Ok(())
 }
@@ -220,7 +352,7 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
 fn write_plots(
     dir: &Path,
     b: &Breakdown,
-    entries: &[Entry],
+    results: &[ModelResult],
     metas: &[icelens_core::SceneMeta],
 ) -> Result<(), String> {
     let write = |name: String, svg: Result<String, String>| -> Result<(), String> {
@@ -235,8 +367,8 @@ fn write_plots(
             plots::scores_svg(*d, &b.rows, &b.models, b.ranked_by),
         )?;
     }
-    for (i, e) in entries.iter().enumerate() {
-        for table in e.acc.confusion_tables() {
+    for (i, r) in results.iter().enumerate() {
+        for table in r.acc.confusion_tables() {
             // Names by class value: the chart's classes, then the head's "mask" output.
             let names: Vec<String> = (0..=table.chart.n_classes() as u8)
                 .map(|c| class_name(table.chart, c as usize))

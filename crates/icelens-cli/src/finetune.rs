@@ -7,7 +7,10 @@
 //! written as `.pt` (PyTorch's `torch.load` and the challenge's `UNet.load_state_dict` take
 //! it), `.safetensors` or `.bpk`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use icelens_core::dataset::{atlas_from_json, Facet};
 use std::time::Instant;
 
 use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use icelens_core::breakdown::{condition_mask, Condition, Dimension};
 use icelens_core::input::Window;
 use icelens_model::train::{Freeze, TrainConfig, TrainEvent, TrainUNet, Trainer};
-use icelens_model::{balance_weights, prepare_from, Area, SicHead, Source};
+use icelens_model::{balance_weights, prepare_from, share_weights, Area, SicHead, Source};
 
 use crate::load;
 
@@ -62,6 +65,9 @@ pub struct Subset {
     pub area: Option<Window>,
     pub condition: Option<Condition>,
     pub balance: Option<Dimension>,
+    /// With `balance`: the share each group is drawn with (the test set's, from an atlas),
+    /// and the atlas file's name.
+    pub shares: Option<(BTreeMap<String, f64>, String)>,
 }
 
 impl Subset {
@@ -69,6 +75,7 @@ impl Subset {
         area: Option<&str>,
         condition: Option<&str>,
         balance: Option<&str>,
+        weights_from: Option<&Path>,
     ) -> Result<Subset, String> {
         let area = area
             .map(|a| {
@@ -103,10 +110,21 @@ impl Subset {
                     .map_err(|_| format!("--balance {b}: unknown dimension"))
             })
             .transpose()?;
+        let shares = match (weights_from, balance) {
+            (None, _) => None,
+            (Some(path), None) => {
+                return Err(format!(
+                    "--weights-from {}: give --balance DIMENSION too (whose groups to weight)",
+                    path.display()
+                ))
+            }
+            (Some(path), Some(d)) => Some((test_shares(path, d)?, path.display().to_string())),
+        };
         Ok(Subset {
             area,
             condition,
             balance,
+            shares,
         })
     }
 
@@ -124,8 +142,13 @@ impl Subset {
         if let Some(c) = &self.condition {
             parts.push(format!("centred on {c}"));
         }
-        if let Some(b) = self.balance {
-            parts.push(format!("balanced by {}", b.key()));
+        match (self.balance, &self.shares) {
+            (Some(b), Some((_, file))) => parts.push(format!(
+                "{} groups drawn with the test shares of {file}",
+                b.key()
+            )),
+            (Some(b), None) => parts.push(format!("balanced by {}", b.key())),
+            _ => {}
         }
         if parts.is_empty() {
             String::new()
@@ -133,6 +156,26 @@ impl Subset {
             format!(" ({})", parts.join(", "))
         }
     }
+}
+
+/// The test-set share of every group of `dimension` in an atlas (`icelens dataset --json`).
+fn test_shares(path: &Path, dimension: Dimension) -> Result<BTreeMap<String, f64>, String> {
+    let name = path.display().to_string();
+    let facet: Facet = dimension.key().parse().map_err(|_| {
+        format!("--weights-from {name}: an atlas has no {dimension} groups (it has service, region, mission, year, month and season)")
+    })?;
+    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
+    let atlas = atlas_from_json(&name, &bytes).map_err(|e| e.to_string())?;
+    let table = atlas
+        .facets
+        .iter()
+        .find(|t| t.facet == facet)
+        .ok_or_else(|| format!("{name}: has no {facet} table"))?;
+    Ok(table
+        .groups
+        .iter()
+        .map(|g| (g.group.clone(), g.test_share))
+        .collect())
 }
 
 /// Parses `8,16,32`.
@@ -234,9 +277,12 @@ pub fn finetune(req: &Request) -> Result<(), String> {
     };
     let model = model.freeze_encoder(req.config.freeze);
     let refs: Vec<&Scene> = scenes.iter().collect();
-    let weights = match req.subset.balance {
-        Some(d) => balance_weights(&refs, d)?,
-        None => vec![1.0; refs.len()],
+    let weights = match (req.subset.balance, &req.subset.shares) {
+        (Some(d), Some((shares, file))) => {
+            share_weights(&refs, d, shares).map_err(|e| format!("--weights-from {file}: {e}"))?
+        }
+        (Some(d), None) => balance_weights(&refs, d)?,
+        (None, _) => vec![1.0; refs.len()],
     };
     let sources: Vec<Source> = refs
         .iter()

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use icelens_core::input::{Window, N_INPUT};
+use icelens_core::shard::Shard;
 use icelens_core::stats::SceneSummary;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, ReadLimits, Scene};
 
+mod dataset;
 mod evaluate;
 mod finetune;
 mod model_cmds;
@@ -68,6 +70,10 @@ enum Command {
         /// Also write one PNG per scene with the three charts in the challenge colours.
         #[arg(long)]
         png: Option<PathBuf>,
+        /// Only shard K of N (K from 1): scene i of the list sorted by file name goes to
+        /// shard i mod N + 1.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
     },
     /// Score models on labelled scenes exactly as the challenge does: per scene and pooled,
     /// and with --by, broken down by condition (worst first), models side by side.
@@ -94,6 +100,32 @@ enum Command {
         /// confusion matrices, scenes per service/region/month/year/mission).
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Only shard K of N (K from 1): scene i of the list sorted by file name goes to
+        /// shard i mod N + 1.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+        /// Also write the counts `icelens merge` pools into this JSON file (scenes that
+        /// cannot be scored are recorded there and no longer make the exit code non-zero).
+        #[arg(long, value_name = "OUT.json")]
+        partial: Option<PathBuf>,
+    },
+    /// Pool the parts `evaluate --partial` wrote (e.g. one per shard) into the scores and
+    /// breakdown of one evaluation over all their scenes.
+    Merge {
+        #[arg(required = true, value_name = "PARTS")]
+        parts: Vec<PathBuf>,
+        /// Print the JSON `evaluate --json` prints.
+        #[arg(long)]
+        json: bool,
+        /// Conditions to break the scores down by, as for evaluate.
+        #[arg(long)]
+        by: Option<String>,
+        /// Score the ranking uses: SIC, SOD, FLOE or combined.
+        #[arg(long, default_value = "combined")]
+        rank: String,
+        /// Also write the breakdown as CSV.
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
     /// Train a U-Net on labelled scenes: transfer from --model, from scratch with --filters,
     /// or from a smaller --model into --filters; writes the best-validation weights.
@@ -153,9 +185,36 @@ enum Command {
         /// Draw every group of scenes of this dimension (service, region, month...) as often.
         #[arg(long)]
         balance: Option<String>,
+        /// With --balance: draw each group with its test-set share from this atlas
+        /// (`icelens dataset --json > atlas.json`) instead of equally.
+        #[arg(long, value_name = "ATLAS.json")]
+        weights_from: Option<PathBuf>,
         /// gpu (burn's wgpu backend: Vulkan, Metal, DX12) or cpu (burn's flex backend).
         #[arg(long, default_value = "gpu")]
         device: String,
+    },
+    /// Training against test distributions of a dataset from its file names (service,
+    /// region, mission, year, month, season, hour), class balance per group from the class
+    /// pixel table, and reweighting weights (test share / training share). Without lists:
+    /// the real AI4Arctic dataset's, shipped with icelens.
+    Dataset {
+        /// Training scene names: a JSON list, a text file (one name a line) or a folder
+        /// (its .nc file names; the files are not read).
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Test scene names, in the same forms.
+        #[arg(long)]
+        test: Option<PathBuf>,
+        /// Class pixel table of the training scenes (scene,chart,class,pixels).
+        #[arg(long)]
+        pixels: Option<PathBuf>,
+        /// The dimension whose weights (and class balance, in text) are shown.
+        #[arg(long, default_value = "region")]
+        dimension: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
     },
     /// Write a model in another format: .pt (PyTorch), .safetensors or .bpk (burnpack).
     Convert {
@@ -196,7 +255,8 @@ fn main() -> ExitCode {
             scenes,
             upload,
             png,
-        } => model_cmds::predict(&model, &scenes, &upload, png.as_deref()),
+            shard,
+        } => model_cmds::predict(&model, &scenes, &upload, png.as_deref(), shard),
         Command::Evaluate {
             model,
             scenes,
@@ -205,6 +265,8 @@ fn main() -> ExitCode {
             rank,
             csv,
             plots,
+            shard,
+            partial,
         } => evaluate::evaluate(&evaluate::Request {
             models: &model,
             scenes: &scenes,
@@ -213,6 +275,36 @@ fn main() -> ExitCode {
             rank: &rank,
             csv: csv.as_deref(),
             plots: plots.as_deref(),
+            shard,
+            partial: partial.as_deref(),
+        }),
+        Command::Merge {
+            parts,
+            json,
+            by,
+            rank,
+            csv,
+        } => evaluate::merge(&evaluate::MergeRequest {
+            parts: &parts,
+            json,
+            by: by.as_deref(),
+            rank: &rank,
+            csv: csv.as_deref(),
+        }),
+        Command::Dataset {
+            train,
+            test,
+            pixels,
+            dimension,
+            json,
+            csv,
+        } => dataset::dataset(&dataset::Request {
+            train: train.as_deref(),
+            test: test.as_deref(),
+            pixels: pixels.as_deref(),
+            dimension: &dimension,
+            json,
+            csv,
         }),
         Command::Convert { model, out } => model_cmds::convert(&model, &out),
         Command::Finetune {
@@ -236,6 +328,7 @@ fn main() -> ExitCode {
             area,
             condition,
             balance,
+            weights_from,
             device,
         } => finetune::parse_freeze(&freeze).and_then(|freeze| {
             let notes: Vec<(String, String)> = note
@@ -277,6 +370,7 @@ fn main() -> ExitCode {
                     area.as_deref(),
                     condition.as_deref(),
                     balance.as_deref(),
+                    weights_from.as_deref(),
                 )?,
                 device: finetune::parse_device(&device)?,
             })

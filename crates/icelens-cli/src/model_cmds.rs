@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
 use icelens_core::render::chart_rgba;
+use icelens_core::shard::Shard;
 use icelens_core::upload::{write_upload, UploadScene};
 use icelens_core::{npy, Chart, Scene};
 use icelens_model::cpu::Feature;
@@ -14,10 +15,17 @@ use crate::load;
 
 /// Reads a checkpoint (.pt or safetensors) and builds the network.
 pub fn load_model(path: &Path) -> Result<UNet, String> {
+    load_model_with_fingerprint(path).map(|(net, _)| net)
+}
+
+/// The network and the fingerprint of the checkpoint's bytes (what partial results name a
+/// model by, besides its file name).
+pub fn load_model_with_fingerprint(path: &Path) -> Result<(UNet, String), String> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
     let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
-    UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))
+    let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
+    Ok((net, icelens_core::breakdown::fingerprint(&bytes)))
 }
 
 pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
@@ -80,8 +88,22 @@ pub fn predict(
     scenes: &[PathBuf],
     upload: &Path,
     png_dir: Option<&Path>,
+    shard: Option<Shard>,
 ) -> Result<(), String> {
     let net = load_model(model)?;
+    let selected;
+    let scenes = match shard {
+        Some(shard) => {
+            selected = shard.select(scenes);
+            eprintln!(
+                "shard {shard}: {} of {} scenes",
+                selected.len(),
+                scenes.len()
+            );
+            &selected[..]
+        }
+        None => scenes,
+    };
     let mut done: Vec<(Scene, Prediction)> = Vec::new();
     let mut failed = 0;
     for (i, path) in scenes.iter().enumerate() {

@@ -110,6 +110,28 @@ impl SceneMeta {
         meta
     }
 
+    /// The conditions a bare file name carries, for lists of names without the files (the
+    /// dataset atlas): an original AI4Arctic name (`S1A_EW_GRDM_1SDH_<start>_<stop>_…_icechart_
+    /// <service>_…`, §g.1) gives mission, time, service, region and chart time, and the
+    /// ready-to-train name `<start>_<service>` it is known by; a ready-to-train name
+    /// (`<start>_<service>_prep.nc`) gives time and service only. Folders are dropped.
+    pub fn from_file_name(name: &str) -> SceneMeta {
+        let base = name.trim();
+        let base = base.rsplit(['/', '\\']).next().unwrap_or(base);
+        let mut original = SceneMeta::default();
+        original.fill_from_original_id(base);
+        match (&original.mission, &original.ice_service) {
+            (Some(_), Some(svc)) => {
+                // The ready-to-train name is the start time as written, then the service (the
+                // fork's notebooks cut it as [17:32] + "_" + [77:80]).
+                let stamp = base.split('_').nth(4).unwrap_or_default();
+                original.scene = format!("{stamp}_{svc}");
+                original
+            }
+            _ => SceneMeta::derive(base, None, None, None),
+        }
+    }
+
     fn fill_from_original_id(&mut self, orig: &str) {
         let orig = orig.trim().trim_end_matches(".nc");
         let f: Vec<&str> = orig.split('_').collect();
@@ -207,6 +229,22 @@ mod tests {
         assert_eq!(m.acquired, None);
         assert_eq!(m.ice_service, None);
         assert_eq!(m.mission.as_deref(), Some("S1A"));
+    }
+
+    #[test]
+    fn bare_file_names() {
+        let m = SceneMeta::from_file_name("lists/S1B_EW_GRDM_1SDH_20200117T211533_20200117T211559_017345_020A1B_3C2D_icechart_cis_SGRDIEA_20200117T2115Z_pl_a.nc");
+        assert_eq!(m.scene, "20200117T211533_cis");
+        assert_eq!(m.mission.as_deref(), Some("S1B"));
+        assert_eq!(m.region.as_deref(), Some("SGRDIEA"));
+        assert_eq!(m.acquired.unwrap().hour, 21);
+        let m = SceneMeta::from_file_name("20190412T103015_dmi_prep.nc");
+        assert_eq!(m.scene, "20190412T103015_dmi");
+        assert_eq!(m.ice_service.as_deref(), Some("dmi"));
+        assert_eq!(m.mission, None);
+        assert_eq!(m.acquired.unwrap().month, 4);
+        let m = SceneMeta::from_file_name("notes.txt");
+        assert_eq!((m.scene.as_str(), m.acquired), ("notes.txt", None));
     }
 
     #[test]

@@ -63,6 +63,35 @@ impl Confusion {
         self.counts.iter().sum()
     }
 
+    /// The non-zero cells as `[reference, predicted, pixels]`, reference-major: the form
+    /// partial results store (a scene's matrix has a few dozen of its 256 cells set).
+    pub fn to_sparse(&self) -> Vec<[u64; 3]> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| [(i / K) as u64, (i % K) as u64, *n])
+            .collect()
+    }
+
+    /// The inverse of [`Confusion::to_sparse`]; cells given twice add up. An error names the
+    /// first cell outside the K × K matrix.
+    pub fn from_sparse(cells: &[[u64; 3]]) -> Result<Confusion, String> {
+        let mut c = Confusion::default();
+        for [t, p, n] in cells {
+            if *t >= K as u64 || *p >= K as u64 {
+                return Err(format!(
+                    "confusion cell [{t}, {p}] is outside the {K} x {K} matrix"
+                ));
+            }
+            let cell = &mut c.counts[*t as usize * K + *p as usize];
+            *cell = cell
+                .checked_add(*n)
+                .ok_or_else(|| format!("confusion cell [{t}, {p}] overflows"))?;
+        }
+        Ok(c)
+    }
+
     /// `sklearn.metrics.r2_score` on class indices: 1 − Σ(t−p)² / Σ(t−mean t)²; a constant
     /// reference scores 1 if predicted perfectly, else 0 (scikit-learn ≥ 1.1).
     pub fn r2(&self) -> f64 {
@@ -212,6 +241,16 @@ mod tests {
         // sklearn: f1_score([0,0,1,1],[0,2,1,1],average='weighted') = 0.8333…
         let f = Confusion::from_maps(&[0, 0, 1, 1], &[0, 2, 1, 1]).weighted_f1();
         assert!((f - (0.5 * (2.0 / 3.0) + 0.5 * 1.0)).abs() < 1e-12, "{f}");
+    }
+
+    #[test]
+    fn sparse_round_trip() {
+        let c = Confusion::from_maps(&[0, 0, 1, 15, 255], &[0, 2, 1, 40, 3]);
+        let sparse = c.to_sparse();
+        assert_eq!(sparse, vec![[0, 0, 1], [0, 2, 1], [1, 1, 1], [15, 15, 1]]);
+        assert_eq!(Confusion::from_sparse(&sparse).unwrap(), c);
+        let e = Confusion::from_sparse(&[[16, 0, 1]]).unwrap_err();
+        assert!(e.contains("[16, 0]"), "{e}");
     }
 
     #[test]

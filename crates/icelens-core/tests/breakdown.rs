@@ -866,3 +866,240 @@ fn add_scene_timing() {
         g.cols
     );
 }
+
+/// JSON text: rows compare through it, since a group without a score holds NaN, which is not
+/// equal to itself but prints as null.
+fn js<T: serde::Serialize>(x: &T) -> String {
+    serde_json::to_string(x).unwrap()
+}
+
+/// Scenes for pooling tests: the two labelled fixtures with the reference model's maps and
+/// three generated scenes (two services, several months) with perturbed maps.
+fn pooling_scenes() -> Vec<(String, Scene, Vec<Vec<u8>>)> {
+    let mut out = Vec::new();
+    for name in &FIXTURES[..2] {
+        let (scene, pred) = fixture_with_reference_pred(name);
+        out.push((name.to_string(), scene, pred));
+    }
+    for (seed, service, stamp) in [
+        (3, "cis", "20190305T101500"),
+        (4, "dmi", "20200817T120000"),
+        (5, "dmi", "20211201T053000"),
+    ] {
+        let scene = synth_scene(96, 80, seed, service, stamp);
+        let pred = perturbed(&scene, seed);
+        out.push((format!("{stamp}_{service}_prep.nc"), scene, pred));
+    }
+    out
+}
+
+/// A part made as `evaluate --partial` makes it: every dimension, one model.
+fn part_of(
+    scenes: &[&(String, Scene, Vec<Vec<u8>>)],
+    model: &str,
+    fp: &str,
+    shard: Option<icelens_core::shard::Shard>,
+) -> Partial {
+    let mut acc = Accumulator::all(model);
+    let mut part = Partial::new(shard, &Dimension::ALL);
+    let mut mats = Vec::new();
+    for (file, scene, pred) in scenes {
+        acc.add_scene(scene, preds(pred)).unwrap();
+        mats.push(icelens_core::metrics::confusions(
+            scene.charts.as_ref().unwrap(),
+            preds(pred),
+        ));
+        part.scenes.push(PartialScene {
+            file: file.clone(),
+            scene: scene.meta.scene.clone(),
+        });
+    }
+    part.push_model(fp.to_string(), &acc, &mats);
+    part
+}
+
+#[test]
+fn shards_merged_through_json_equal_one_accumulator() {
+    use icelens_core::shard::Shard;
+    let all = pooling_scenes();
+    let mut whole = Accumulator::all("m.pt");
+    for (_, scene, pred) in &all {
+        whole.add_scene(scene, preds(pred)).unwrap();
+    }
+    for n in [1, 2, 3, 5] {
+        let mut parts = Vec::new();
+        for k in 1..=n {
+            let shard = Shard::new(k, n).unwrap();
+            let mine: Vec<&(String, Scene, Vec<Vec<u8>>)> = all
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| shard.holds(*i))
+                .map(|(_, s)| s)
+                .collect();
+            let json = part_of(&mine, "m.pt", "fp1", Some(shard)).to_json();
+            let file = format!("part{k}.json");
+            parts.push((
+                file.clone(),
+                Partial::from_json(&file, json.as_bytes()).unwrap(),
+            ));
+        }
+        // Merge order does not matter either.
+        parts.reverse();
+        let merged = merge_partials(&parts).unwrap();
+        assert_eq!(merged.dimensions, Dimension::ALL.to_vec());
+        let m = &merged.models[0];
+        assert_eq!(m.name, "m.pt");
+        assert_eq!(m.fingerprint, "fp1");
+        // Every row, class row and the pooled score, exactly.
+        assert_eq!(js(&m.accumulator.rows()), js(&whole.rows()), "N = {n}");
+        assert_eq!(js(&m.accumulator.class_rows()), js(&whole.class_rows()));
+        assert_eq!(m.accumulator.confusions(), whole.confusions());
+        assert_eq!(&m.pooled(), whole.confusions());
+        assert_eq!(m.accumulator.scores(), whole.scores());
+        // Scenes in file-name order, each with its own matrices.
+        let files: Vec<&str> = merged.scenes.iter().map(|s| s.file.as_str()).collect();
+        let mut sorted: Vec<&str> = all.iter().map(|(f, _, _)| f.as_str()).collect();
+        sorted.sort();
+        assert_eq!(files, sorted);
+        for (name, c) in &m.scenes {
+            let (_, scene, pred) = all.iter().find(|(_, s, _)| &s.meta.scene == name).unwrap();
+            assert_eq!(
+                c,
+                &icelens_core::metrics::confusions(scene.charts.as_ref().unwrap(), preds(pred))
+            );
+        }
+        // Restricting to --by dimensions gives what an accumulator of those alone gives.
+        let dims = [Dimension::Region, Dimension::Land];
+        let mut only = Accumulator::new("m.pt", &dims);
+        for (_, scene, pred) in &all {
+            only.add_scene(scene, preds(pred)).unwrap();
+        }
+        assert_eq!(
+            js(&m.accumulator.restricted(&dims).rows()),
+            js(&only.rows())
+        );
+    }
+}
+
+#[test]
+fn merging_refuses_what_is_not_one_run() {
+    use icelens_core::shard::Shard;
+    let all = pooling_scenes();
+    let (a, b): (Vec<_>, Vec<_>) = all.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let a: Vec<_> = a.into_iter().map(|(_, s)| s).collect();
+    let b: Vec<_> = b.into_iter().map(|(_, s)| s).collect();
+    let s = |k, n| Some(Shard::new(k, n).unwrap());
+    let named = |parts: Vec<(&str, Partial)>| -> Vec<(String, Partial)> {
+        parts.into_iter().map(|(f, p)| (f.to_string(), p)).collect()
+    };
+    let err = |parts: Vec<(&str, Partial)>| merge_partials(&named(parts)).unwrap_err().to_string();
+
+    // Different model file name, or same name with other weights.
+    let e = err(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
+        ("b.json", part_of(&b, "n.pt", "fp1", s(2, 2))),
+    ]);
+    assert!(
+        e.contains("a.json")
+            && e.contains("b.json")
+            && e.contains("different models")
+            && e.contains("n.pt"),
+        "{e}"
+    );
+    let e = err(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
+        ("b.json", part_of(&b, "m.pt", "fp2", s(2, 2))),
+    ]);
+    assert!(e.contains("different models") && e.contains("fp2"), "{e}");
+    // Overlapping scenes.
+    let e = err(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", None)),
+        ("a2.json", part_of(&a[..1], "m.pt", "fp1", None)),
+    ]);
+    assert!(
+        e.contains("both hold scene") && e.contains("a2.json"),
+        "{e}"
+    );
+    // A missing shard, a shard twice, shards of different splits.
+    let e = err(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", s(1, 3))),
+        ("b.json", part_of(&b, "m.pt", "fp1", s(3, 3))),
+    ]);
+    assert!(
+        e.contains("shard 2/3 is missing") && e.contains("1/3, 3/3"),
+        "{e}"
+    );
+    let e = err(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
+        ("b.json", part_of(&[], "m.pt", "fp1", s(1, 2))),
+    ]);
+    assert!(e.contains("both shard 1/2"), "{e}");
+    let e = err(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
+        ("b.json", part_of(&b, "m.pt", "fp1", s(2, 3))),
+    ]);
+    assert!(e.contains("shard 1/2") && e.contains("2/3"), "{e}");
+    assert_eq!(merge_partials(&[]).unwrap_err(), PartialError::Empty);
+    // Complete, disjoint: fine.
+    assert!(merge_partials(&named(vec![
+        ("a.json", part_of(&a, "m.pt", "fp1", s(1, 2))),
+        ("b.json", part_of(&b, "m.pt", "fp1", s(2, 2))),
+    ]))
+    .is_ok());
+}
+
+#[test]
+fn reading_a_part_names_the_file_and_the_problem() {
+    let good = part_of(&[], "m.pt", "fp", None).to_json();
+    let cases: Vec<(String, &str)> = vec![
+        ("not json".into(), "not JSON"),
+        ("{\"pooled\": {}}".into(), "no \"format\""),
+        ("{\"format\": \"other\"}".into(), "format is \"other\""),
+        (good.replace("\"version\":1", "\"version\":7"), "version 7"),
+        (
+            good.replace("\"version\":1", "\"version\":\"x\""),
+            "no \"version\"",
+        ),
+        (good.replace("\"scenes\":[]", "\"scenes\":3"), "p.json: "),
+    ];
+    for (text, want) in cases {
+        let e = Partial::from_json("p.json", text.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.json: ") && e.contains(want), "{want}: {e}");
+    }
+    // A cell outside the matrix is reported by merge with the file and group.
+    let all = pooling_scenes();
+    let mut p = part_of(&[&all[2]], "m.pt", "fp", None);
+    p.models[0].groups[0].confusions[0].push([99, 0, 1]);
+    let e = merge_partials(&[("q.json".into(), p)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("q.json: group ") && e.contains("[99, 0]"),
+        "{e}"
+    );
+    // Parts that counted fewer dimensions than asked for.
+    let mut p = part_of(&[&all[2]], "m.pt", "fp", None);
+    p.dimensions = vec![Dimension::Region];
+    p.models[0]
+        .groups
+        .retain(|g| g.dimension == Dimension::Region);
+    let m = merge_partials(&[("r.json".into(), p)]).unwrap();
+    assert!(m.require(&[Dimension::Region], "r.json").is_ok());
+    let e = m
+        .require(&[Dimension::Land, Dimension::Region], "r.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("r.json") && e.contains("not land"), "{e}");
+}
+
+#[test]
+fn fingerprints_tell_files_apart() {
+    let a = fingerprint(b"weights");
+    assert_eq!(a, fingerprint(b"weights"));
+    assert_ne!(a, fingerprint(b"weightt"));
+    assert_ne!(a, fingerprint(b"weights\0"));
+    // FNV-1a's published test vector for "a".
+    assert!(fingerprint(b"a").starts_with("fnv1a64:af63dc4c8601ec8c:1"));
+}

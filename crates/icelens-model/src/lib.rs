@@ -22,7 +22,7 @@ pub use burn;
 
 pub use arch::{Architecture, Kind, SicHead};
 pub use infer::{infer_scene, InferOptions, Prediction};
-pub use subset::{balance_weights, prepare_from, sample_from, Area, Source};
+pub use subset::{balance_weights, prepare_from, sample_from, share_weights, Area, Source};
 pub use train::{
     prepare_patches, sample_patches, split_validation, Freeze, Patch, StepReport, TrainConfig,
     TrainEvent, TrainState, TrainUNet, Trainer, ValReport,

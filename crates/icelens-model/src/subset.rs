@@ -109,6 +109,46 @@ pub fn balance_weights(scenes: &[&Scene], by: Dimension) -> Result<Vec<f64>, Str
         .collect())
 }
 
+/// Scene weights that draw every group of a scene-level dimension with a given share, e.g. the
+/// test set's shares from the dataset atlas (`icelens dataset`), so that training follows the
+/// test distribution: a scene's weight is its group's share over the number of these scenes
+/// in the group. Groups without a share, or with share 0 (none in the test set), are not
+/// drawn. With the whole training set this is the atlas's weight (test share / training
+/// share) up to a constant factor; with fewer scenes the groups still get their shares,
+/// which plain per-scene weights would not give.
+pub fn share_weights(
+    scenes: &[&Scene],
+    by: Dimension,
+    shares: &std::collections::BTreeMap<String, f64>,
+) -> Result<Vec<f64>, String> {
+    let counts = balance_weights(scenes, by)?;
+    if let Some((g, s)) = shares.iter().find(|(_, s)| !s.is_finite() || **s < 0.0) {
+        return Err(format!(
+            "the share of {} {g} is {s}, not a fraction",
+            by.key()
+        ));
+    }
+    let groups: Vec<String> = scenes
+        .iter()
+        .map(|s| by.scene_group(&s.meta).unwrap_or_default())
+        .collect();
+    let weights: Vec<f64> = groups
+        .iter()
+        .zip(counts)
+        .map(|(g, per_scene)| shares.get(g).copied().unwrap_or(0.0) * per_scene)
+        .collect();
+    if weights.iter().all(|w| *w == 0.0) {
+        let mut names: Vec<&str> = groups.iter().map(String::as_str).collect();
+        names.dedup();
+        return Err(format!(
+            "none of the scenes' {} groups ({}) has a share above 0 in the weights",
+            by.key(),
+            names.join(", ")
+        ));
+    }
+    Ok(weights)
+}
+
 /// Random `size x size` patches from the sources, `n` of them when the data allows: the
 /// starter kit's rule (see the module notes) within each source's area. Gives up after
 /// `100 * n + 1000` draws; an error when no source can give a patch. With every source

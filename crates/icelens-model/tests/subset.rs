@@ -7,7 +7,8 @@ use icelens_core::input::Window;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{read_scene, ReadLimits, Scene};
 use icelens_model::{
-    balance_weights, prepare_from, sample_from, sample_patches, Area, Source, TrainConfig,
+    balance_weights, prepare_from, sample_from, sample_patches, share_weights, Area, Source,
+    TrainConfig,
 };
 
 fn synth_scene(lines: usize, samples: usize, seed: u64) -> Scene {
@@ -192,4 +193,81 @@ fn locate_in(scene: &Scene, p: &icelens_model::Patch) -> bool {
                 == p.x
         })
     })
+}
+
+#[test]
+fn share_weights_make_patches_follow_the_given_shares() {
+    // Five scenes: three of region A, one of B, one of C; shares A 0.2, B 0.5, C 0.3.
+    let regions = ["A", "A", "A", "B", "C"];
+    let scenes: Vec<Scene> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut s = synth_scene(50, 50, 20 + i as u64);
+            assert_eq!((s.lines, s.samples), (50, 50));
+            s.meta.region = Some(r.to_string());
+            s
+        })
+        .collect();
+    let refs: Vec<&Scene> = scenes.iter().collect();
+    let shares: std::collections::BTreeMap<String, f64> =
+        [("A", 0.2), ("B", 0.5), ("C", 0.3), ("D", 0.9)]
+            .iter()
+            .map(|(g, s)| (g.to_string(), *s))
+            .collect();
+    let w = share_weights(&refs, Dimension::Region, &shares).unwrap();
+    let want = [0.2 / 3.0, 0.2 / 3.0, 0.2 / 3.0, 0.5, 0.3];
+    for (a, b) in w.iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{w:?}");
+    }
+    let sources: Vec<Source> = refs
+        .iter()
+        .zip(&w)
+        .map(|(s, w)| Source {
+            scene: s,
+            area: Area::Whole,
+            weight: *w,
+        })
+        .collect();
+    let n = 400;
+    let patches = sample_from(&sources, n, 50, 11).unwrap();
+    assert_eq!(patches.len(), n);
+    // A 50-px patch of a 50-px scene is the whole scene: its input tells where it came from.
+    let inputs: Vec<Vec<f32>> = scenes
+        .iter()
+        .map(|s| s.input_window(Window::new(0, 0, 50, 50)).unwrap())
+        .collect();
+    let mut per_region = std::collections::BTreeMap::<&str, usize>::new();
+    for p in &patches {
+        let i = inputs
+            .iter()
+            .position(|x| p.x == *x)
+            .expect("patch from one of the scenes");
+        *per_region.entry(regions[i]).or_default() += 1;
+    }
+    // Binomial standard deviations at n = 400 are at most 10 patches; allow 4 of them.
+    for (g, share) in [("A", 0.2), ("B", 0.5), ("C", 0.3)] {
+        let got = per_region[g] as f64;
+        assert!(
+            (got - share * n as f64).abs() < 40.0,
+            "{g}: {got} of {n}, want about {}",
+            share * n as f64
+        );
+    }
+    // Unweighted the same scenes give A about 60 % (240): the weights are what moved it.
+    let plain: Vec<Source> = refs.iter().map(|s| Source::whole(s)).collect();
+    let a = sample_from(&plain, n, 50, 11)
+        .unwrap()
+        .iter()
+        .filter(|p| inputs[..3].contains(&p.x))
+        .count();
+    assert!(a > 200, "{a} of {n} from region A unweighted");
+    // A group without a share is never drawn; no share at all is an error naming the groups.
+    let only_b: std::collections::BTreeMap<String, f64> = [("B".to_string(), 1.0)].into();
+    let w = share_weights(&refs, Dimension::Region, &only_b).unwrap();
+    assert_eq!(w, vec![0.0, 0.0, 0.0, 1.0, 0.0]);
+    let none: std::collections::BTreeMap<String, f64> = [("Z".to_string(), 1.0)].into();
+    let e = share_weights(&refs, Dimension::Region, &none).unwrap_err();
+    assert!(e.contains("region") && e.contains("A, B, C"), "{e}");
+    assert!(share_weights(&refs, Dimension::Land, &shares).is_err());
 }

@@ -11,12 +11,13 @@ pub fn shared() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
-/// Runs the `icelens` binary: (success, stdout, stderr).
+/// Runs the `icelens` binary: (success, stdout, stderr). `ICELENS_BIN` names another build of
+/// it (a copy kept apart where several checkouts share one target folder).
 pub fn icelens(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_icelens"))
-        .args(args)
-        .output()
-        .expect("icelens runs");
+    let bin = std::env::var_os("ICELENS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_icelens")));
+    let out = Command::new(bin).args(args).output().expect("icelens runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
