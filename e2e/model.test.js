@@ -80,6 +80,38 @@ test('error and confidence layers draw over the scene', async () => {
   assert.match(await page.textContent('.legend'), /softmax probability/);
 });
 
+/** A uint8 .npy written by icelens: its shape and values. */
+function readNpyU8(file) {
+  const b = fs.readFileSync(file);
+  const major = b[6];
+  const len = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  const start = major === 1 ? 10 : 12;
+  const header = b.subarray(start, start + len).toString('latin1');
+  assert.match(header, /'descr': '\|u1'/);
+  const shape = header.match(/'shape': \((\d+), (\d+)\)/).slice(1).map(Number);
+  return { shape, data: b.subarray(start + len) };
+}
+
+/** The heat map colour of round(255 ψ), as icelens_core::render::attention_rgba computes it. */
+function inferno(p) {
+  const stops = [[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]];
+  const t = (p / 255) * 4;
+  const i = Math.min(Math.floor(t), 3);
+  const f = t - i;
+  return [0, 1, 2].map((k) => Math.round(stops[i][k] * (1 - f) + stops[i + 1][k] * f));
+}
+
+/** ψ of every block at the pixel under the viewport's centre, from the inspector and from `maps`. */
+async function inspectCentre(maps) {
+  const box = await page.locator('[data-testid="viewport"]').boundingBox();
+  await page.mouse.move(box.x + box.width / 2 + 3, box.y + box.height / 2 + 5);
+  const text = await page.textContent('[data-testid="inspector"]');
+  const [, line, sample] = text.match(/line (\d+), sample (\d+)/).map(Number);
+  const shown = (await page.textContent('[data-testid="inspector-attention"]')).match(/[\d.]+/g).map(Number);
+  const i = line * maps[0].shape[1] + sample;
+  return { shown, want: maps.map((m) => m.data[i] / 255) };
+}
+
 /** A stored zip with one member `<dir>/data.pkl`, written by hand (a torch.save layout). */
 function storedZip(dir, pkl) {
   const name = Buffer.from(`${dir}/data.pkl`);
@@ -133,9 +165,91 @@ test('the attention U-Net predicts with the CLI scores', { timeout: 400000 }, as
   await dropFiles(page, 'drop-zone', [{ name: 'unet_attention_4lvl.pt', bytes: fs.readFileSync(model) }]);
   await page.waitForFunction(() => document.querySelector('[data-testid="model-card"]')?.textContent.includes('unet_attention_4lvl.pt'), null, { timeout: 30000 });
   assert.match(await page.textContent('[data-testid="model-card"]'), /attention U-Net, 4 levels.*16, 32, 32, 32.*200363/s);
+  assert.match(await page.textContent('[data-testid="model-gates"]'), /4 attention gates .*inner channels 16, 16, 16, 8/);
   const want = cliScores(model);
   await page.waitForFunction((c) => Number(document.querySelector('[data-testid="score-combined"]')?.textContent) === c, want.combined, { timeout: 360000 });
   const got = await pageScores();
   for (const k of ['SIC', 'SOD', 'FLOE', 'combined']) assert.equal(got[k], want[k], k);
+  assert.deepEqual(pageErrors, []);
+});
+
+test('the attention layer and the inspector show ψ as the CLI computes it, on the CPU and WebGPU', { timeout: 400000 }, async () => {
+  const model = path.join(SHARED, 'reference', 'attention', 'unet_attention_4lvl.pt');
+  const dir = path.join(OUTPUT, 'attention-maps');
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir, { recursive: true });
+  icelens(['predict', '--model', model, path.join(SHARED, 'fixtures', SCENE), '--upload', path.join(dir, 'upload.nc'), '--attention', dir]);
+  const maps = [0, 1, 2, 3].map((k) => readNpyU8(path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith(`_attention_${k}.npy`)))));
+  // The run of the previous test is on the CPU.
+  assert.match(await page.textContent('.scores'), /on cpu/);
+  const labels = await page.$$eval('[data-testid="layer-select"] option', (o) => o.map((x) => x.value));
+  assert.deepEqual(labels.filter((v) => v.startsWith('attention-')), ['attention-0', 'attention-1', 'attention-2', 'attention-3']);
+  for (const k of [3, 0]) {
+    await page.selectOption('[data-testid="layer-select"]', `attention-${k}`);
+    assert.match(await page.textContent('.legend'), new RegExp(`Attention ψ · block ${k}`));
+    const [h, w] = maps[k].shape;
+    const got = await page.evaluate(() => {
+      const c = document.querySelector('canvas.layer');
+      return { w: c.width, h: c.height, d: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data) };
+    });
+    assert.deepEqual([got.h, got.w], [h, w]);
+    let compared = 0; let worst = 0; const seen = new Set();
+    for (let i = 0; i < h * w; i += 7) {
+      if (got.d[i * 4 + 3] !== 255) continue;
+      const want = inferno(maps[k].data[i]);
+      for (let ch = 0; ch < 3; ch++) worst = Math.max(worst, Math.abs(got.d[i * 4 + ch] - want[ch]));
+      seen.add(maps[k].data[i]);
+      compared++;
+    }
+    assert.ok(compared > (h * w) / 7 / 2, `only ${compared} pixels drawn`);
+    assert.ok(worst <= 1, `block ${k}: a colour channel off by ${worst}`);
+    assert.ok(seen.size > 20, `block ${k}: only ${seen.size} levels of ψ`);
+  }
+  const cpu = await inspectCentre(maps);
+  assert.equal(cpu.shown.length, 4);
+  cpu.shown.forEach((v, k) => assert.equal(v.toFixed(2), cpu.want[k].toFixed(2), `block ${k}`));
+
+  await page.selectOption('select:has(option[value="webgpu"])', 'webgpu');
+  await page.waitForFunction(() => /on webgpu/.test(document.querySelector('.scores')?.textContent || ''), null, { timeout: 360000 });
+  const gpu = await inspectCentre(maps);
+  gpu.shown.forEach((v, k) => assert.ok(Math.abs(v - gpu.want[k]) <= 0.011, `block ${k}: ${v} vs ${gpu.want[k]}`));
+  fs.mkdirSync(OUTPUT, { recursive: true });
+  await page.screenshot({ path: path.join(OUTPUT, 'attention-layer.png') });
+  assert.deepEqual(pageErrors, []);
+});
+
+test('a plain and an attention U-Net side by side: the conditions table and the versus layer', { timeout: 400000 }, async () => {
+  const attention = path.join(SHARED, 'reference', 'attention', 'unet_attention_4lvl.pt');
+  const scene = SCENE.replace('_prep.nc', '');
+  const row = page.locator(`[data-testid="condition-row"][data-dimension="scene"][data-group="${scene}"]`);
+  const columns = async () => (await page.$$eval('.condition-table thead th.model', (t) => t.map((x) => x.title)));
+  // Every loaded labelled scene is run with every model in the background; wait for both.
+  await page.waitForFunction((s) => {
+    const r = document.querySelector(`[data-testid="condition-row"][data-dimension="scene"][data-group="${s}"]`);
+    const names = [...document.querySelectorAll('.condition-table thead th.model')].map((x) => x.title);
+    return r && names.includes('pizza_marinara.pt') && names.includes('unet_attention_4lvl.pt')
+      && r.querySelectorAll('[data-model-score]').length === names.length;
+  }, scene, { timeout: 360000 });
+  await page.selectOption('[data-testid="rank-select"]', 'combined');
+  const names = await columns();
+  const scores = await row.locator('td.num[data-model-score]').evaluateAll((c) => c.map((x) => Number(x.dataset.modelScore)));
+  assert.equal(scores[names.indexOf('pizza_marinara.pt')], cliScores().combined);
+  assert.equal(scores[names.indexOf('unet_attention_4lvl.pt')], cliScores(attention).combined);
+
+  // The attention model shown, the demo model (the first loaded) the other: they disagree both ways.
+  await page.locator('[data-testid="model-list"] li').filter({ hasText: 'unet_attention_4lvl.pt' }).click();
+  await page.selectOption('[data-testid="layer-select"]', 'vs-SOD');
+  assert.match(await page.textContent('.legend'), /both wrong/);
+  const px = await page.evaluate(() => {
+    const c = document.querySelector('canvas.layer');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const n = { green: 0, red: 0 };
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i] === 40 && d[i + 1] === 200 && d[i + 3] === 235) n.green++;
+      if (d[i] === 235 && d[i + 1] === 60 && d[i + 3] === 235) n.red++;
+    }
+    return n;
+  });
+  assert.ok(px.green > 100 && px.red > 100, JSON.stringify(px));
   assert.deepEqual(pageErrors, []);
 });

@@ -140,3 +140,43 @@ test('without WebGPU the page trains on the CPU (burn flex), and the loss still 
   assert.equal(await page.locator('[data-testid="model-list"] li').count(), models + 1);
   assert.deepEqual(pageErrors, []);
 });
+
+test('a plain model grows into an attention U-Net in the page, trains, and exports what the CLI scores alike', { timeout: 400000 }, async () => {
+  const card = await page.textContent('[data-testid="model-card"]');
+  assert.match(card, /^.*U-Net, /s);
+  assert.doesNotMatch(card, /attention U-Net/);
+  const filters = card.match(/filters \[([\d, ]+)\]/)[1].replace(/ /g, '');
+  const models = await page.locator('[data-testid="model-list"] li').count();
+  await page.selectOption('[data-testid="train-start-from"]', 'smaller');
+  await fill('train-filters', filters);
+  await page.check('[data-testid="train-attention"]');
+  await fill('train-patches', 8);
+  await fill('train-patch-size', 64);
+  await fill('train-batch', 2);
+  await fill('train-epochs', 2);
+  await fill('train-steps', 2);
+  await page.click('[data-testid="train-run"]');
+  await page.waitForFunction(() => ['done', 'failed'].includes(document.querySelector('[data-testid="train-status"]').dataset.phase), null, { timeout: 300000 });
+  assert.equal(await page.getAttribute('[data-testid="train-status"]', 'data-phase'), 'done', await page.textContent('[data-testid="train-status"]'));
+  assert.equal(await page.locator('[data-testid="model-list"] li').count(), models + 1);
+  // The new model is an attention U-Net of the same filters, shown with its gates and layers.
+  const grown = await page.textContent('[data-testid="model-card"]');
+  assert.match(grown, new RegExp(`attention U-Net, ${filters.split(',').length} levels, filters \\[${filters.replace(/,/g, ', ')}\\]`));
+  assert.match(await page.textContent('[data-testid="model-gates"]'), /attention gates/);
+  const layers = await page.$$eval('[data-testid="layer-select"] option', (o) => o.map((x) => x.value).filter((v) => v.startsWith('attention-')));
+  assert.equal(layers.length, filters.split(',').length);
+  await page.waitForFunction(() => document.querySelector('[data-testid="score-combined"]'), null, { timeout: 120000 });
+  const score = Number(await page.textContent('[data-testid="score-combined"]'));
+
+  // Its .pt is an attention checkpoint the command line reads to the same score.
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid="train-export-pt"]')]);
+  const pt = path.join(OUTPUT, 'attention-grown.pt');
+  await dl.saveAs(pt);
+  const cli = JSON.parse(icelens(['evaluate', '--model', pt, DEMO, '--json']));
+  assert.equal(cli.pooled.combined, score);
+  const maps = path.join(OUTPUT, 'attention-grown-maps');
+  fs.rmSync(maps, { recursive: true, force: true });
+  icelens(['predict', '--model', pt, DEMO, '--upload', path.join(OUTPUT, 'attention-grown.nc'), '--attention', maps]);
+  assert.equal(fs.readdirSync(maps).filter((f) => /_attention_\d\.npy$/.test(f)).length, filters.split(',').length);
+  assert.deepEqual(pageErrors, []);
+});

@@ -532,7 +532,7 @@ pub fn App() -> impl IntoView {
                         </label>
                         <label>"Layer "
                             <select data-testid="layer-select" prop:value=move || layer.get().key() on:change=move |ev| layer.set(Layer::from_key(&event_target_value(&ev)))>
-                                {Layer::all().into_iter().map(|(l, label)| view! { <option value=l.key()>{label}</option> }).collect::<Vec<_>>()}
+                                {move || Layer::all(model.get().map(|m| m.attention_blocks()).unwrap_or(0)).into_iter().map(|(l, label)| view! { <option value=l.key() selected=l == layer.get_untracked()>{label}</option> }).collect::<Vec<_>>()}
                             </select>
                         </label>
                         <label>"Opacity "

@@ -199,7 +199,7 @@ pub fn available() -> bool {
 }
 
 /// The model's three heads for one input tile, computed in the worker.
-pub async fn forward(model: &Model, x: &Feature) -> Result<Outputs, String> {
+pub async fn forward(model: &Model, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
     let w = worker()?;
     w.ensure_model(model).await?;
     let msg = Object::new();
@@ -215,12 +215,18 @@ pub async fn forward(model: &Model, x: &Feature) -> Result<Outputs, String> {
     let heads: js_sys::Array = get(&reply, "heads")
         .dyn_into()
         .map_err(|_| "the CPU worker sent no outputs".to_string())?;
-    if heads.length() != 3 {
-        return Err("the CPU worker sent the wrong number of heads".into());
+    // The three heads, then an attention U-Net's ψ per expanding block.
+    let blocks = model.attention_blocks();
+    if heads.length() as usize != 3 + blocks {
+        return Err("the CPU worker sent the wrong number of outputs".into());
     }
-    Ok(Outputs {
+    let psis = (3..heads.length())
+        .map(|i| feature(&heads.get(i)))
+        .collect::<Result<_, _>>()?;
+    let out = Outputs {
         sic: feature(&heads.get(0))?,
         sod: feature(&heads.get(1))?,
         floe: feature(&heads.get(2))?,
-    })
+    };
+    Ok((out, psis))
 }

@@ -16,8 +16,8 @@ use icelens_model::burn::tensor::wgpu::WgpuBackend;
 use icelens_model::burn::tensor::Device;
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
-use icelens_model::infer::{plan_tiles, write_core};
-use icelens_model::{InferOptions, Prediction, SicHead, UNet};
+use icelens_model::infer::{plan_tiles, write_attention, write_core};
+use icelens_model::{InferOptions, Kind, Prediction, SicHead, UNet};
 
 use crate::cpu_worker;
 
@@ -48,6 +48,16 @@ pub struct Model {
     pub notes: Vec<(String, String)>,
     /// The weights as loaded: fine-tuning starts from them and exports keep their key order.
     pub state: Arc<StateDict>,
+}
+
+impl Model {
+    /// Expanding blocks with attention coefficients to show (0 for a plain U-Net).
+    pub fn attention_blocks(&self) -> usize {
+        match self.net.arch.kind {
+            Kind::Plain => 0,
+            Kind::Attention => self.net.arch.levels(),
+        }
+    }
 }
 
 /// Recognises a model file by content: a torch.save zip, safetensors or burnpack.
@@ -117,14 +127,20 @@ pub fn gpu_device() -> Option<Device> {
     DEVICE.with(|d| d.borrow().clone())
 }
 
+/// The model's network on the WebGPU device, built once per model. `None` without WebGPU, or
+/// if the weights do not build there (they built on the CPU, so this is not expected; the CPU
+/// path then runs instead).
 fn gpu_net(model: &Model) -> Option<Rc<GpuUNet>> {
     let device = DEVICE.with(|d| d.borrow().clone())?;
-    Some(GPU_NETS.with(|nets| {
-        nets.borrow_mut()
-            .entry(model.name.clone())
-            .or_insert_with(|| Rc::new(GpuUNet::new(&model.net, &device)))
-            .clone()
-    }))
+    GPU_NETS.with(|nets| {
+        let mut nets = nets.borrow_mut();
+        if let Some(net) = nets.get(&model.name) {
+            return Some(net.clone());
+        }
+        let net = Rc::new(GpuUNet::new(&model.state, &device).ok()?);
+        nets.insert(model.name.clone(), net.clone());
+        Some(net)
+    })
 }
 
 /// Compiles the GPU shaders on a small input, so the first real run does not pay for it.
@@ -158,7 +174,7 @@ pub async fn predict(
     cancelled: impl Fn() -> bool,
 ) -> Result<Prediction, String> {
     let regression = model.net.arch.sic == SicHead::Regression;
-    let mut pred = Prediction::empty(scene.lines, scene.samples, regression);
+    let mut pred = Prediction::empty(scene.lines, scene.samples, &model.net.arch);
     let tiles = plan_tiles(scene.lines, scene.samples, &page_options());
     let gpu = match backend {
         Backend::WebGpu => Some(gpu_net(model).ok_or("WebGPU is not available in this browser")?),
@@ -174,13 +190,14 @@ pub async fn predict(
             w: win.width,
             data: scene.input_window(win)?,
         };
-        let out = match &gpu {
-            Some(g) => g.forward_async(&x).await?,
+        let (out, psis) = match &gpu {
+            Some(g) => g.forward_with_attention_async(&x).await?,
             // Off the page's thread when it can be (see cpu_worker.rs).
             None if cpu_worker::available() => cpu_worker::forward(model, &x).await?,
-            None => model.net.forward(&x),
+            None => model.net.forward_with_attention(&x),
         };
         write_core(&mut pred, &out, win, core, regression);
+        write_attention(&mut pred, &psis, win, core);
         progress(i + 1, total);
         yield_to_browser().await;
         if cancelled() {

@@ -1,7 +1,7 @@
 //! What can be drawn over the SAR, and the pixels of each layer.
 
 use icelens_core::breakdown::{tile_errors, TileGrid};
-use icelens_core::render::{chart_rgba, confidence_rgba, error_rgba};
+use icelens_core::render::{attention_rgba, chart_rgba, confidence_rgba, error_rgba};
 use icelens_core::{Chart, Scene};
 use icelens_model::Prediction;
 
@@ -19,6 +19,8 @@ pub enum Layer {
     Tiles,
     /// Where the model shown is right and the other model wrong, and the reverse.
     Versus(Chart),
+    /// An attention U-Net's ψ of one expanding block (0 = the deepest): where it looks.
+    Attention(usize),
 }
 
 impl Layer {
@@ -31,11 +33,15 @@ impl Layer {
             Layer::Prediction(c) => format!("pred-{c}"),
             Layer::Error(c) => format!("error-{c}"),
             Layer::Confidence(c) => format!("conf-{c}"),
+            Layer::Attention(k) => format!("attention-{k}"),
         }
     }
     pub fn from_key(k: &str) -> Layer {
         if k == "tiles" {
             return Layer::Tiles;
+        }
+        if let Some(block) = k.strip_prefix("attention-").and_then(|b| b.parse().ok()) {
+            return Layer::Attention(block);
         }
         let Some((kind, chart)) = k.split_once('-') else {
             return Layer::None;
@@ -52,7 +58,9 @@ impl Layer {
             _ => Layer::None,
         }
     }
-    pub fn all() -> Vec<(Layer, String)> {
+    /// The layers to offer, with `attention_blocks` attention layers (the expanding blocks of
+    /// the model shown; 0 for a plain U-Net).
+    pub fn all(attention_blocks: usize) -> Vec<(Layer, String)> {
         let mut v = vec![(Layer::None, "None".to_string())];
         for c in Chart::ALL {
             v.push((Layer::Prediction(c), format!("Prediction: {c}")));
@@ -70,7 +78,21 @@ impl Layer {
         for c in Chart::ALL {
             v.push((Layer::Confidence(c), format!("Confidence: {c}")));
         }
+        for k in 0..attention_blocks {
+            v.push((
+                Layer::Attention(k),
+                format!("Attention ψ: {}", block_name(k, attention_blocks)),
+            ));
+        }
         v
+    }
+}
+
+/// "block k (1/s)": an expanding block and the resolution it sees, for menus and legends.
+pub fn block_name(k: usize, blocks: usize) -> String {
+    match blocks.saturating_sub(1 + k) {
+        0 => format!("block {k} (full resolution)"),
+        d => format!("block {k} (1/{})", 1u64 << d.min(63)),
     }
 }
 
@@ -117,6 +139,7 @@ pub fn layer_rgba(
             let grid = tile_errors(scene, maps, TILE).ok()?;
             Some(tile_rgba(&grid))
         }
+        Layer::Attention(k) => Some(attention_rgba(pred?.attention.get(k)?, &scene.sar[0])),
         Layer::None => None,
     }
 }
@@ -181,4 +204,35 @@ pub fn highlight_rgba(mask: &[bool]) -> Vec<u8> {
         }
     }
     rgba
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_layer_key_round_trips_as_stories_and_links_store_it() {
+        let all = Layer::all(6);
+        assert_eq!(
+            all.iter()
+                .filter(|(l, _)| matches!(l, Layer::Attention(_)))
+                .count(),
+            6
+        );
+        for (layer, _) in all {
+            assert_eq!(Layer::from_key(&layer.key()), layer, "{}", layer.key());
+        }
+        assert_eq!(Layer::from_key("attention-"), Layer::None);
+        assert_eq!(Layer::from_key("attention-x"), Layer::None);
+        assert!(Layer::all(0)
+            .iter()
+            .all(|(l, _)| !matches!(l, Layer::Attention(_))));
+    }
+
+    #[test]
+    fn blocks_are_named_by_the_resolution_they_see() {
+        assert_eq!(block_name(0, 4), "block 0 (1/8)");
+        assert_eq!(block_name(2, 4), "block 2 (1/2)");
+        assert_eq!(block_name(3, 4), "block 3 (full resolution)");
+    }
 }

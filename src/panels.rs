@@ -6,7 +6,7 @@ use icelens_core::meta::SceneMeta;
 use icelens_core::metrics::Scores;
 use icelens_core::render::css_colour;
 use icelens_core::{Chart, Scene};
-use icelens_model::SicHead;
+use icelens_model::{Kind, SicHead};
 use leptos::prelude::*;
 
 use crate::inference::{Model, Run};
@@ -51,12 +51,25 @@ pub fn ModelCard(model: Arc<Model>) -> impl IntoView {
             view! { <li><b>{c.name()}</b>" " {text}</li> }
         })
         .collect();
+    // An attention U-Net's gates: one per expanding block, deepest first, with the channels of
+    // its inner layer; the "Attention ψ" layers show what each computes.
+    let gates = (a.kind == Kind::Attention).then(|| {
+        let blocks = a.expand_shapes();
+        let inner: Vec<String> = blocks.iter().map(|e| e.gate.to_string()).collect();
+        format!(
+            "{} attention gates (expanding blocks 0 … {}, deepest first; inner channels {}): ψ of each is a layer",
+            blocks.len(),
+            blocks.len() - 1,
+            inner.join(", ")
+        )
+    });
     view! {
         <div class="model-card" data-testid="model-card">
             <div class="scene-name">{model.name.clone()}</div>
             <div class="scene-meta">{format!("{}, {} levels, filters {:?}", a.name(), a.levels(), a.filters)}</div>
             <div class="scene-meta">{format!("{} trainable parameters{}", a.parameter_count(),
                 model.epoch.map(|e| format!(" · trained {} epochs", e + 1)).unwrap_or_default())}</div>
+            {gates.map(|g| view! { <div class="scene-meta" data-testid="model-gates">{g}</div> })}
             <ul class="heads">{heads}</ul>
             {model.notes.iter().map(|(k, v)| view! { <div class="scene-meta note">{format!("{k}: {v}")}</div> }).collect::<Vec<_>>()}
         </div>
@@ -116,6 +129,9 @@ pub fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
             }
             Layer::Tiles => {
                 return view! { <div class="legend"><h3>"Error per 64 px tile"</h3><div class="ramp error-ramp"></div><p class="hint">"combined error of SIC, SOD and FLOE (weights 2/2/1): 0 (green) … 1 (red)"</p></div> }.into_any()
+            }
+            Layer::Attention(k) => {
+                return view! { <div class="legend"><h3>{format!("Attention ψ · block {k}")}</h3><div class="ramp attn-ramp"></div><p class="hint">"0 (ignored) … 1 (attended): how strongly the gate of this expanding block passes the skip connection; block 0 is the deepest"</p></div> }.into_any()
             }
             Layer::None => return view! { <div class="legend"></div> }.into_any(),
         };

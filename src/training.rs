@@ -20,8 +20,10 @@ use icelens_core::metrics::Scores;
 use icelens_core::plots::loss_svg;
 use icelens_core::{Chart, Scene};
 use icelens_model::burn::tensor::Device;
-use icelens_model::train::{Baseline, Freeze, TrainConfig, TrainUNet, Trainer, ValReport};
-use icelens_model::{balance_weights, prepare_from, Area, SicHead, Source};
+use icelens_model::train::{Baseline, Freeze, TrainConfig, Trainer, ValReport};
+use icelens_model::{
+    balance_weights, prepare_from, Architecture, Area, BurnUNet, Kind, SicHead, Source,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -120,23 +122,11 @@ struct Settings {
     start: Start,
     filters: String,
     regression: bool,
+    /// Attention gates in a new network (scratch or grown; gates start fresh).
+    attention: bool,
     patches: usize,
     config: TrainConfig,
     balance: Option<Dimension>,
-}
-
-fn parse_filters(s: &str) -> Result<Vec<usize>, String> {
-    let f: Vec<usize> = s
-        .split(',')
-        .map(|x| x.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("filters \"{s}\": expected numbers like 16,32,32"))?;
-    if f.is_empty() || f.contains(&0) || f.len() > 8 || f.iter().any(|n| *n > 512) {
-        return Err(format!(
-            "filters \"{s}\": 1 to 8 levels of 1 to 512 filters"
-        ));
-    }
-    Ok(f)
 }
 
 /// Pooled scores of a model over scenes, from the page's runs: `None` until every scene has
@@ -221,6 +211,7 @@ pub fn TrainingPanel(
     let start = RwSignal::new(Start::Loaded);
     let filters = RwSignal::new(String::from("8,16,32"));
     let regression = RwSignal::new(false);
+    let attention = RwSignal::new(false);
     let patches = RwSignal::new(String::from("32"));
     let patch_size = RwSignal::new(String::from("256"));
     let batch = RwSignal::new(String::from("4"));
@@ -320,6 +311,7 @@ pub fn TrainingPanel(
             start: start.get_untracked(),
             filters: filters.get_untracked(),
             regression: regression.get_untracked(),
+            attention: attention.get_untracked(),
             patches: n,
             config,
             balance: balance.get_untracked(),
@@ -434,15 +426,22 @@ pub fn TrainingPanel(
                 } else {
                     SicHead::Classification
                 };
+                let kind = if settings.attention {
+                    Kind::Attention
+                } else {
+                    Kind::Plain
+                };
+                let seed = settings.config.seed;
                 let net = match (settings.start, &base) {
-                    (Start::Loaded, Some(m)) => TrainUNet::from_state_dict(&m.state, &device)?,
+                    (Start::Loaded, Some(m)) => BurnUNet::from_state_dict(&m.state, &device)?,
                     (Start::Smaller, Some(m)) => {
-                        let f = parse_filters(&settings.filters)?;
-                        TrainUNet::from_smaller(&m.state, &f, sic, settings.config.seed, &device)?.0
+                        let f = Architecture::parse_filters(&settings.filters)?;
+                        let arch = Architecture::fresh(&f, sic, kind)?;
+                        BurnUNet::from_smaller(&m.state, &arch, seed, &device)?.0
                     }
                     _ => {
-                        let f = parse_filters(&settings.filters)?;
-                        TrainUNet::new(&f, sic, settings.config.seed, &device)?
+                        let f = Architecture::parse_filters(&settings.filters)?;
+                        BurnUNet::new(&Architecture::fresh(&f, sic, kind)?, seed, &device)
                     }
                 };
                 let mut trainer = Trainer::new(net, settings.config.clone(), train, val)?;
@@ -596,6 +595,9 @@ pub fn TrainingPanel(
                     </label>
                     <label class:hidden=move || start.get() == Start::Loaded>"SIC as regression "
                         <input type="checkbox" prop:checked=move || regression.get() on:change=move |ev| regression.set(event_target_checked(&ev)) />
+                    </label>
+                    <label class:hidden=move || start.get() == Start::Loaded>"Attention gates "
+                        <input type="checkbox" data-testid="train-attention" prop:checked=move || attention.get() on:change=move |ev| attention.set(event_target_checked(&ev)) />
                     </label>
                     <label>"Patches " <input data-testid="train-patches" prop:value=move || patches.get() on:change=move |ev| patches.set(event_target_value(&ev)) /></label>
                     <label>"Patch size " <input data-testid="train-patch-size" prop:value=move || patch_size.get() on:change=move |ev| patch_size.set(event_target_value(&ev)) /></label>

@@ -122,7 +122,7 @@ fn counterpart(layer: Layer) -> Layer {
     match layer {
         Layer::Prediction(c) => Layer::Chart(c),
         Layer::Chart(c) | Layer::Error(c) | Layer::Confidence(c) => Layer::Prediction(c),
-        Layer::None | Layer::Tiles => Layer::Chart(Chart::SIC),
+        Layer::None | Layer::Tiles | Layer::Attention(_) => Layer::Chart(Chart::SIC),
         Layer::Versus(c) => Layer::Prediction(c),
     }
 }
@@ -136,6 +136,7 @@ fn layer_name(layer: Layer) -> String {
         Layer::Prediction(c) => format!("Prediction {c}"),
         Layer::Error(c) => format!("Error {c}"),
         Layer::Confidence(c) => format!("Confidence {c}"),
+        Layer::Attention(k) => format!("Attention block {k}"),
     }
 }
 
@@ -167,6 +168,7 @@ fn legend_items(layer: Layer) -> Vec<LegendItem> {
             item("both wrong", "#828282"),
         ],
         Layer::Confidence(_) => vec![item("low", "#0d0887"), item("high", "#f0f921")],
+        Layer::Attention(_) => vec![item("ψ 0", "#000004"), item("ψ 1", "#fcffa4")],
         Layer::None => vec![],
     }
 }
@@ -496,9 +498,18 @@ fn Inspector(
                 }
             })
             .collect();
+        // An attention U-Net's ψ of every expanding block at this pixel, deepest first.
+        let psi = run.as_ref().and_then(|r| {
+            let p = &r.prediction;
+            let v: Option<Vec<String>> = (0..p.attention.len())
+                .map(|k| p.attention_at(k, i).map(|v| format!("{v:.2}")))
+                .collect();
+            v.filter(|v| !v.is_empty())
+        });
         Some(view! {
             <div class="inspector" data-testid="inspector">
                 <div>{format!("line {line}, sample {sample}")}</div>
+                {psi.map(|v| view! { <div data-testid="inspector-attention">{format!("attention ψ {}", v.join(" · "))}</div> })}
                 <div>{format!("{:.4}° {}, {:.4}° {}", lat.abs(), if lat >= 0.0 { "N" } else { "S" }, lon.abs(), if lon >= 0.0 { "E" } else { "W" })}</div>
                 <div>{db}</div>
                 <table>

@@ -20,7 +20,8 @@
 //!   in this worker's own memory, so that whatever a file does costs a worker, never the
 //!   page; out: `{ kind: "checked", architecture }`;
 //! - `{ kind: "forward", id, model, c, h, w, data: Float32Array }`; out:
-//!   `{ kind: "outputs", id, heads: [{ c, h, w, data }, ×3] }` (SIC, SOD, FLOE).
+//!   `{ kind: "outputs", id, heads: [{ c, h, w, data }, …] }` (SIC, SOD, FLOE, then an
+//!   attention U-Net's ψ per expanding block, deepest first).
 //!
 //! Any failure answers `{ kind: "error", id, message }`.
 //!
@@ -186,12 +187,13 @@ mod run {
         let out = MODELS.with(|m| {
             m.borrow()
                 .get(&name)
-                .map(|net| net.forward(&x))
+                .map(|net| net.forward_with_attention(&x))
                 .ok_or(format!("{name}: not loaded in the worker"))
         })?;
+        let (out, psis) = out;
         let heads = JsArray::new();
         let transfer = JsArray::new();
-        for f in [out.sic, out.sod, out.floe] {
+        for f in [out.sic, out.sod, out.floe].into_iter().chain(psis) {
             let o = Object::new();
             set(&o, "c", f.c as f64);
             set(&o, "h", f.h as f64);

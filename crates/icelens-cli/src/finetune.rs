@@ -20,8 +20,9 @@ use std::sync::Arc;
 
 use icelens_core::breakdown::{condition_mask, Condition, Dimension};
 use icelens_core::input::Window;
-use icelens_model::train::{Freeze, TrainConfig, TrainEvent, TrainUNet, Trainer};
+use icelens_model::train::{Freeze, TrainConfig, TrainEvent, Trainer};
 use icelens_model::{balance_weights, prepare_from, share_weights, Area, SicHead, Source};
+use icelens_model::{Architecture, BurnUNet, Kind};
 
 use crate::load;
 
@@ -30,6 +31,8 @@ pub struct Request<'a> {
     pub model: Option<&'a Path>,
     pub filters: Option<&'a str>,
     pub regression: bool,
+    /// Attention gates in a new network (with `filters`).
+    pub attention: bool,
     pub scenes: &'a [PathBuf],
     pub out: &'a Path,
     pub patches: usize,
@@ -178,21 +181,6 @@ fn test_shares(path: &Path, dimension: Dimension) -> Result<BTreeMap<String, f64
         .collect())
 }
 
-/// Parses `8,16,32`.
-pub fn parse_filters(s: &str) -> Result<Vec<usize>, String> {
-    let f: Vec<usize> = s
-        .split(',')
-        .map(|x| x.trim().parse::<usize>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("--filters {s}: expected numbers like 16,32,32,32"))?;
-    if f.is_empty() || f.contains(&0) {
-        return Err(format!(
-            "--filters {s}: needs at least one level, none empty"
-        ));
-    }
-    Ok(f)
-}
-
 pub fn parse_freeze(s: &str) -> Result<Freeze, String> {
     match s {
         "none" => Ok(Freeze::Nothing),
@@ -243,20 +231,33 @@ pub fn finetune(req: &Request) -> Result<(), String> {
     } else {
         SicHead::Classification
     };
+    let kind = if req.attention {
+        Kind::Attention
+    } else {
+        Kind::Plain
+    };
+    if req.attention && req.filters.is_none() {
+        return Err(
+            "--attention builds a new network: give --filters too (with --model, its levels \
+             are copied and the gates start fresh)"
+                .into(),
+        );
+    }
     let (model, start) = match (req.model, req.filters) {
         (Some(path), None) => {
             let name = path.display().to_string();
             let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
             let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
-            let m = TrainUNet::from_state_dict(&sd, &device).map_err(|e| format!("{name}: {e}"))?;
+            let m = BurnUNet::from_state_dict(&sd, &device).map_err(|e| format!("{name}: {e}"))?;
             (m, format!("from {name}"))
         }
         (Some(path), Some(f)) => {
             let name = path.display().to_string();
             let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
             let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
-            let filters = parse_filters(f)?;
-            let (m, copied) = TrainUNet::from_smaller(&sd, &filters, sic, req.config.seed, &device)
+            let filters = Architecture::parse_filters(f)?;
+            let arch = Architecture::fresh(&filters, sic, kind)?;
+            let (m, copied) = BurnUNet::from_smaller(&sd, &arch, req.config.seed, &device)
                 .map_err(|e| format!("{name}: {e}"))?;
             (
                 m,
@@ -264,8 +265,12 @@ pub fn finetune(req: &Request) -> Result<(), String> {
             )
         }
         (None, Some(f)) => {
-            let filters = parse_filters(f)?;
-            let m = TrainUNet::new(&filters, sic, req.config.seed, &device)?;
+            let filters = Architecture::parse_filters(f)?;
+            let m = BurnUNet::new(
+                &Architecture::fresh(&filters, sic, kind)?,
+                req.config.seed,
+                &device,
+            );
             (m, format!("from scratch, filters {filters:?}"))
         }
         (None, None) => {

@@ -70,6 +70,10 @@ enum Command {
         /// Also write one PNG per scene with the three charts in the challenge colours.
         #[arg(long)]
         png: Option<PathBuf>,
+        /// For an attention U-Net, also write its coefficients on the scene grid:
+        /// DIR/<scene>_attention_<k>.npy, uint8 round(255 ψ), k = 0 the deepest block.
+        #[arg(long, value_name = "DIR")]
+        attention: Option<PathBuf>,
         /// Only shard K of N (K from 1): scene i of the list sorted by file name goes to
         /// shard i mod N + 1.
         #[arg(long, value_name = "K/N")]
@@ -139,6 +143,10 @@ enum Command {
         /// A regression SIC head (one output) for a new network.
         #[arg(long)]
         regression: bool,
+        /// A new network with attention gates (the team's UNetAttention); with --model, the
+        /// gates start fresh and the rest is copied.
+        #[arg(long)]
+        attention: bool,
         #[arg(required = true)]
         scenes: Vec<PathBuf>,
         /// The trained model: .pt, .safetensors or .bpk.
@@ -255,8 +263,18 @@ fn main() -> ExitCode {
             scenes,
             upload,
             png,
+            attention,
             shard,
-        } => model_cmds::predict(&model, &scenes, &upload, png.as_deref(), shard),
+        } => model_cmds::predict(
+            &model,
+            &scenes,
+            &model_cmds::Outputs {
+                upload: &upload,
+                png: png.as_deref(),
+                attention: attention.as_deref(),
+            },
+            shard,
+        ),
         Command::Evaluate {
             model,
             scenes,
@@ -311,6 +329,7 @@ fn main() -> ExitCode {
             model,
             filters,
             regression,
+            attention,
             scenes,
             out,
             patches,
@@ -361,6 +380,7 @@ fn main() -> ExitCode {
                 model: model.as_deref(),
                 filters: filters.as_deref(),
                 regression,
+                attention,
                 scenes: &scenes,
                 out: &out,
                 patches,

@@ -9,7 +9,7 @@ use icelens_core::shard::Shard;
 use icelens_core::upload::{write_upload, UploadScene};
 use icelens_core::{npy, Chart, Scene};
 use icelens_model::cpu::Feature;
-use icelens_model::{infer_scene, InferOptions, Prediction, UNet};
+use icelens_model::{infer_scene, InferOptions, Kind, Prediction, UNet};
 
 use crate::load;
 
@@ -83,14 +83,30 @@ pub fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Pred
     Ok(pred)
 }
 
+/// What `predict` writes besides nothing.
+pub struct Outputs<'a> {
+    /// The upload package.
+    pub upload: &'a Path,
+    /// A folder for one PNG per scene.
+    pub png: Option<&'a Path>,
+    /// A folder for an attention U-Net's ψ maps.
+    pub attention: Option<&'a Path>,
+}
+
 pub fn predict(
     model: &Path,
     scenes: &[PathBuf],
-    upload: &Path,
-    png_dir: Option<&Path>,
+    outputs: &Outputs,
     shard: Option<Shard>,
 ) -> Result<(), String> {
+    let upload = outputs.upload;
     let net = load_model(model)?;
+    if outputs.attention.is_some() && net.arch.kind == Kind::Plain {
+        return Err(format!(
+            "--attention: {} is a plain U-Net; only an attention U-Net has attention coefficients",
+            model.display()
+        ));
+    }
     let selected;
     let scenes = match shard {
         Some(shard) => {
@@ -113,8 +129,11 @@ pub fn predict(
         });
         match result {
             Ok(pair) => {
-                if let Some(dir) = png_dir {
+                if let Some(dir) = outputs.png {
                     write_png(dir, &pair.0, &pair.1)?;
+                }
+                if let Some(dir) = outputs.attention {
+                    write_attention_maps(dir, &pair.0, &pair.1)?;
                 }
                 done.push(pair);
             }
@@ -148,6 +167,17 @@ pub fn predict(
 }
 
 /// Three panels (SIC, SOD, FLOE) in the challenge colours; no-data pixels white.
+/// `<scene>_attention_<k>.npy` per expanding block, as the prediction holds them.
+fn write_attention_maps(dir: &Path, scene: &Scene, pred: &Prediction) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for (k, map) in pred.attention.iter().enumerate() {
+        let path = dir.join(format!("{}_attention_{k}.npy", scene.meta.scene));
+        std::fs::write(&path, npy::write_u8(&[scene.lines, scene.samples], map))
+            .map_err(|e| format!("{}: cannot be written ({e})", path.display()))?;
+    }
+    Ok(())
+}
+
 fn write_png(dir: &Path, scene: &Scene, pred: &Prediction) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (h, w, gap) = (scene.lines, scene.samples, 8);

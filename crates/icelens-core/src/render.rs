@@ -149,6 +149,34 @@ pub fn confidence_rgba(confidence: &[f32], valid: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Stops of the attention heat map (matplotlib's `inferno`), low to high; the page's legend
+/// ramp (`.attn-ramp` in style.css) uses the same.
+pub const ATTENTION_STOPS: [[u8; 3]; 5] = [
+    [0, 0, 4],
+    [87, 16, 110],
+    [188, 55, 84],
+    [249, 142, 9],
+    [252, 255, 164],
+];
+
+/// An attention U-Net's ψ (stored as round(255 ψ)) as a heat map, clear where the SAR has
+/// no data.
+pub fn attention_rgba(psi: &[u8], valid: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; psi.len() * 4];
+    for ((px, p), v) in out.chunks_exact_mut(4).zip(psi).zip(valid) {
+        if *v == 0.0 {
+            continue;
+        }
+        let t = f32::from(*p) / 255.0 * (ATTENTION_STOPS.len() - 1) as f32;
+        let i = (t as usize).min(ATTENTION_STOPS.len() - 2);
+        let f = t - i as f32;
+        let (a, b) = (ATTENTION_STOPS[i], ATTENTION_STOPS[i + 1]);
+        let mix = |k: usize| (f32::from(a[k]) * (1.0 - f) + f32::from(b[k]) * f).round() as u8;
+        px.copy_from_slice(&[mix(0), mix(1), mix(2), 255]);
+    }
+    out
+}
+
 /// CSS colour of a class, for legends.
 pub fn css_colour(chart: Chart, class: u8) -> String {
     let [r, g, b] = chart.colour(class).unwrap_or([0, 0, 0]);
@@ -158,6 +186,17 @@ pub fn css_colour(chart: Chart, class: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attention_runs_from_the_first_stop_to_the_last_and_is_clear_without_sar() {
+        let rgba = attention_rgba(&[0, 255, 128, 200], &[1.0, 1.0, 1.0, 0.0]);
+        assert_eq!(&rgba[0..4], &[0, 0, 4, 255]);
+        assert_eq!(&rgba[4..8], &[252, 255, 164, 255]);
+        // 128/255 lies just past the middle stop.
+        let mid = &rgba[8..12];
+        assert!(mid[0] >= 188 && mid[0] < 200 && mid[3] == 255, "{mid:?}");
+        assert_eq!(&rgba[12..16], &[0, 0, 0, 0]);
+    }
 
     #[test]
     fn quantiles_follow_numpy_linear() {

@@ -25,8 +25,8 @@ fn main() {
     let size: usize = pos.get(1).and_then(|s| s.parse().ok()).unwrap_or(1024);
     let runs: usize = pos.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let bytes = std::fs::read(&model).expect("model file");
-    let net = UNet::from_state_dict(&load_state_dict(&model, &bytes).expect("checkpoint"))
-        .expect("U-Net");
+    let sd = load_state_dict(&model, &bytes).expect("checkpoint");
+    let net = UNet::from_state_dict(&sd).expect("U-Net");
     // Smooth, input-like values (the result does not depend on them, the timing barely).
     let data: Vec<f32> = (0..24 * size * size)
         .map(|i| ((i % 977) as f32 * 0.013).sin())
@@ -60,7 +60,7 @@ fn main() {
         let device = burn::tensor::Device::wgpu_options()
             .init()
             .expect("a wgpu adapter");
-        let g = icelens_model::gpu::GpuUNet::new(&net, &device);
+        let g = icelens_model::gpu::GpuUNet::new(&sd, &device).expect("U-Net on wgpu");
         let _ = g.forward(&x).expect("gpu forward"); // shader compilation
         let mut times = Vec::new();
         for _ in 0..runs {

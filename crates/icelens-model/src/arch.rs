@@ -56,6 +56,49 @@ impl Architecture {
         self.filters.len()
     }
 
+    /// Parses filters per level as users write them (`16,32,32,32`). At most 8 levels of at
+    /// most 1024 filters: the challenge's largest network has 8 levels, and more would ask a
+    /// browser tab for more memory than it has.
+    pub fn parse_filters(s: &str) -> Result<Vec<usize>, String> {
+        let f: Vec<usize> = s
+            .split(',')
+            .map(|x| x.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("filters \"{s}\": expected numbers like 16,32,32,32"))?;
+        if f.is_empty() || f.len() > 8 || f.iter().any(|&n| n == 0 || n > 1024) {
+            return Err(format!(
+                "filters \"{s}\": 1 to 8 levels of 1 to 1024 filters"
+            ));
+        }
+        Ok(f)
+    }
+
+    /// The architecture of a freshly built network with the challenge's 24 inputs and heads.
+    pub fn fresh(filters: &[usize], sic: SicHead, kind: Kind) -> Result<Architecture, String> {
+        if filters.is_empty() || filters.contains(&0) {
+            return Err(format!(
+                "filters {filters:?}: need at least one level, none empty"
+            ));
+        }
+        if kind == Kind::Attention && filters.iter().any(|&f| f < 2) {
+            return Err(format!(
+                "filters {filters:?}: an attention gate has half a level's filters, so each \
+                 level needs at least 2"
+            ));
+        }
+        let n_sic = match sic {
+            SicHead::Classification => Chart::SIC.n_outputs(),
+            SicHead::Regression => 1,
+        };
+        Ok(Architecture {
+            filters: filters.to_vec(),
+            in_channels: icelens_core::input::N_INPUT,
+            head_outputs: [n_sic, Chart::SOD.n_outputs(), Chart::FLOE.n_outputs()],
+            sic,
+            kind,
+        })
+    }
+
     /// A short name for model cards and messages.
     pub fn name(&self) -> &'static str {
         match self.kind {
@@ -89,19 +132,19 @@ impl Architecture {
             .collect()
     }
 
-    /// Every tensor the network needs, with its shape, in a stable order.
+    /// Every tensor the network needs, with its shape, in PyTorch's registration order (the
+    /// order of its state_dict, less the `num_batches_tracked` buffers).
     pub fn expected(&self) -> Vec<(String, Vec<usize>)> {
         let f = &self.filters;
         let l = f.len();
         let mut out = Vec::new();
         let double = |out: &mut Vec<(String, Vec<usize>)>, p: String, cin: usize, cout: usize| {
-            out.push((format!("{p}.0.weight"), vec![cout, cin, 3, 3]));
-            for bn in ["1", "4"] {
+            for (conv, bn, cin) in [("0", "1", cin), ("3", "4", cout)] {
+                out.push((format!("{p}.{conv}.weight"), vec![cout, cin, 3, 3]));
                 for t in ["weight", "bias", "running_mean", "running_var"] {
                     out.push((format!("{p}.{bn}.{t}"), vec![cout]));
                 }
             }
-            out.push((format!("{p}.3.weight"), vec![cout, cout, 3, 3]));
         };
         double(
             &mut out,

@@ -10,7 +10,7 @@
 use icelens_core::input::{Window, N_INPUT};
 use icelens_core::{Chart, Scene};
 
-use crate::arch::SicHead;
+use crate::arch::{Architecture, Kind, SicHead};
 use crate::cpu::Feature;
 use crate::unet::{Outputs, UNet};
 
@@ -46,19 +46,35 @@ pub struct Prediction {
     pub confidence: [Vec<f32>; 3],
     /// The continuous SIC class value of a regression head.
     pub sic_value: Option<Vec<f32>>,
+    /// An attention U-Net's coefficients ψ per expanding block (deepest first), brought to the
+    /// scene grid and stored as round(255 ψ): a real scene's four maps in float32 would take
+    /// 400 MB of a page's memory, and 1/255 is finer than any colour ramp shows. Empty for a
+    /// plain U-Net.
+    pub attention: Vec<Vec<u8>>,
 }
 
 impl Prediction {
-    /// An all-zero prediction to be filled tile by tile with [`write_core`].
-    pub fn empty(lines: usize, samples: usize, regression: bool) -> Self {
+    /// An all-zero prediction of `arch`'s network, to be filled tile by tile with
+    /// [`write_core`] (and [`write_attention`] for an attention U-Net).
+    pub fn empty(lines: usize, samples: usize, arch: &Architecture) -> Self {
         let n = lines * samples;
+        let blocks = match arch.kind {
+            Kind::Plain => 0,
+            Kind::Attention => arch.levels(),
+        };
         Prediction {
             lines,
             samples,
             classes: [vec![0; n], vec![0; n], vec![0; n]],
             confidence: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
-            sic_value: regression.then(|| vec![0.0; n]),
+            sic_value: (arch.sic == SicHead::Regression).then(|| vec![0.0; n]),
+            attention: vec![vec![0; n]; blocks],
         }
+    }
+
+    /// ψ of expanding block `block` at a scene pixel, 0 … 1.
+    pub fn attention_at(&self, block: usize, pixel: usize) -> Option<f32> {
+        Some(f32::from(*self.attention.get(block)?.get(pixel)?) / 255.0)
     }
 
     pub fn chart(&self, chart: Chart) -> &[u8] {
@@ -97,7 +113,7 @@ pub fn infer_scene(
 ) -> Result<Prediction, String> {
     let (lines, samples) = (scene.lines, scene.samples);
     let regression = net.arch.sic == SicHead::Regression;
-    let mut pred = Prediction::empty(lines, samples, regression);
+    let mut pred = Prediction::empty(lines, samples, &net.arch);
     let tiles = plan_tiles(lines, samples, opts);
     let total = tiles.len();
     let mut input = Vec::new();
@@ -110,9 +126,13 @@ pub fn infer_scene(
             w: win.width,
             data: std::mem::take(&mut input),
         };
-        let out = net.forward(&x);
+        let (out, psis) = match net.arch.kind {
+            Kind::Plain => (net.forward(&x), Vec::new()),
+            Kind::Attention => net.forward_with_attention(&x),
+        };
         input = x.data;
         write_core(&mut pred, &out, win, core, regression);
+        write_attention(&mut pred, &psis, win, core);
         if !on_tile(i + 1, total) {
             return Err("cancelled".into());
         }
@@ -162,5 +182,106 @@ pub fn write_core(
                 pred.confidence[k][dst] = 1.0 / sum;
             }
         }
+    }
+}
+
+/// Brings each block's ψ of a tile to the scene grid and copies the tile's core into the
+/// prediction. Block k of an L-level network sees the input at 1 / 2^(L-1-k) (its skip's
+/// resolution, the pooling having floored odd sizes), so a scene pixel's ψ is read bilinearly
+/// at its centre's position on that grid (half-pixel centres, edges clamped).
+pub fn write_attention(pred: &mut Prediction, psis: &[Feature], win: Window, core: Window) {
+    let levels = psis.len();
+    for (k, (psi, map)) in psis.iter().zip(pred.attention.iter_mut()).enumerate() {
+        if psi.h == 0 || psi.w == 0 {
+            continue;
+        }
+        let scale = (1u64 << (levels - 1 - k)) as f32;
+        let taps = |pos: usize, n: usize| {
+            let src = ((pos as f32 + 0.5) / scale - 0.5).clamp(0.0, (n - 1) as f32);
+            let i0 = src as usize;
+            let i1 = (i0 + 1).min(n - 1);
+            (i0, i1, src - i0 as f32)
+        };
+        let cols: Vec<_> = (0..core.width)
+            .map(|c| taps(core.col + c - win.col, psi.w))
+            .collect();
+        for r in 0..core.height {
+            let (r0, r1, fr) = taps(core.row + r - win.row, psi.h);
+            let row = |i: usize| &psi.data[i * psi.w..(i + 1) * psi.w];
+            let (a, b) = (row(r0), row(r1));
+            let dst = (core.row + r) * pred.samples + core.col;
+            for (c, &(c0, c1, fc)) in cols.iter().enumerate() {
+                let top = a[c0] + (a[c1] - a[c0]) * fc;
+                let bottom = b[c0] + (b[c1] - b[c0]) * fc;
+                let v = top + (bottom - top) * fr;
+                map[dst + c] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attention_is_brought_to_the_scene_grid_bilinearly() {
+        let arch = Architecture::fresh(&[2, 2], SicHead::Classification, Kind::Attention).unwrap();
+        let mut pred = Prediction::empty(4, 6, &arch);
+        // Block 0 sees the tile at half resolution, block 1 at full resolution.
+        let half = Feature {
+            c: 1,
+            h: 2,
+            w: 3,
+            data: vec![0.0, 1.0, 0.0, 1.0, 1.0, 1.0],
+        };
+        let full = Feature {
+            c: 1,
+            h: 4,
+            w: 6,
+            data: (0..24).map(|i| i as f32 / 23.0).collect(),
+        };
+        let win = Window::new(0, 0, 4, 6);
+        write_attention(&mut pred, &[half, full], win, win);
+        // Full resolution: the values themselves.
+        let want: Vec<u8> = (0..24)
+            .map(|i| (i as f32 / 23.0 * 255.0).round() as u8)
+            .collect();
+        assert_eq!(pred.attention[1], want);
+        // Half resolution: pixel (0, 0) maps to (-0.25, -0.25), clamped to cell (0, 0); pixel
+        // (0, 1) to (-0.25, 0.25), a quarter of the way to the 1.0 at (0, 1); pixel (1, 0) to
+        // (0.25, -0.25), a quarter of the way down to the 1.0 at (1, 0).
+        let at = |r: usize, c: usize| pred.attention_at(0, r * 6 + c).unwrap();
+        assert_eq!(at(0, 0), 0.0);
+        assert!((at(0, 1) - 0.25).abs() <= 0.5 / 255.0, "{}", at(0, 1));
+        assert!((at(1, 0) - 0.25).abs() <= 0.5 / 255.0, "{}", at(1, 0));
+        assert_eq!(at(3, 5), 1.0);
+    }
+
+    #[test]
+    fn only_the_core_of_a_tile_is_written() {
+        let arch = Architecture::fresh(&[2], SicHead::Classification, Kind::Attention).unwrap();
+        let mut pred = Prediction::empty(2, 4, &arch);
+        let psi = Feature {
+            c: 1,
+            h: 2,
+            w: 3,
+            data: vec![1.0; 6],
+        };
+        // A window over columns 1..4 whose core is column 2 alone.
+        write_attention(
+            &mut pred,
+            &[psi],
+            Window::new(0, 1, 2, 3),
+            Window::new(0, 2, 2, 1),
+        );
+        assert_eq!(pred.attention[0], vec![0, 0, 255, 0, 0, 0, 255, 0]);
+        assert!(Prediction::empty(
+            2,
+            4,
+            &Architecture::fresh(&[2], SicHead::Classification, Kind::Plain).unwrap()
+        )
+        .attention
+        .is_empty());
     }
 }

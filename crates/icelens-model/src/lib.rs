@@ -6,13 +6,16 @@
 //!   (im2col + SIMD GEMM, BatchNorm in eval mode folded into the convolutions).
 //! - [`infer_scene`] runs a whole scene, whole or in tiles with a halo, with progress and
 //!   cancellation, into per-chart class maps and confidences.
-//! - [`train`] trains or fine-tunes the network on burn's autodiff ([`TrainUNet`], [`Trainer`])
-//!   and exports PyTorch state_dicts.
+//! - [`net`] is the same network once more as a burn module ([`BurnUNet`]), plain or with
+//!   attention gates: it runs on the GPU ([`gpu`]) and trains ([`train`]: [`Trainer`]) and
+//!   exports PyTorch state_dicts.
 
 pub mod arch;
 pub mod cpu;
 pub mod gpu;
 pub mod infer;
+pub mod net;
+mod rng;
 pub mod subset;
 pub mod train;
 pub mod unet;
@@ -22,9 +25,10 @@ pub use burn;
 
 pub use arch::{Architecture, Kind, SicHead};
 pub use infer::{infer_scene, InferOptions, Prediction};
+pub use net::BurnUNet;
 pub use subset::{balance_weights, prepare_from, sample_from, share_weights, Area, Source};
 pub use train::{
     prepare_patches, sample_patches, split_validation, Freeze, Patch, StepReport, TrainConfig,
-    TrainEvent, TrainState, TrainUNet, Trainer, ValReport,
+    TrainEvent, TrainState, Trainer, ValReport,
 };
 pub use unet::{Outputs, UNet};

@@ -5,29 +5,18 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
-use burn::tensor::Device;
-
-use common::{max_abs_diff, reference, shared};
+use common::{device, max_abs_diff, reference, shared};
 use icelens_core::checkpoint::{load_state_dict, StateDict, Tensor, WeightsFormat};
 use icelens_core::metrics::{confusions, Confusion, Scores};
+use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, Chart, ReadLimits};
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
-use icelens_model::{infer_scene, Architecture, InferOptions, Kind, SicHead, UNet};
-
-/// One wgpu device for the whole test binary (a second initialisation is refused).
-fn device() -> Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            Device::wgpu_options()
-                .init()
-                .expect("a wgpu adapter (install mesa-vulkan-drivers for a software one)")
-        })
-        .clone()
-}
+use icelens_model::{
+    infer_scene, sample_patches, Architecture, BurnUNet, InferOptions, Kind, SicHead, TrainConfig,
+    Trainer, UNet,
+};
 
 fn attention_file(name: &str) -> Vec<u8> {
     reference(&format!("attention/{name}"))
@@ -126,8 +115,7 @@ fn cpu_logits_and_attention_match_pytorch_on_both_sizes() {
 
 #[test]
 fn wgpu_logits_and_attention_match_pytorch_on_both_sizes() {
-    let net = UNet::from_state_dict(&checkpoint()).unwrap();
-    let gpu = GpuUNet::new(&net, &device());
+    let gpu = GpuUNet::new(&checkpoint(), &device()).unwrap();
     for prefix in ["", "odd_"] {
         let (out, psis) = gpu.forward_with_attention(&input(prefix)).unwrap();
         check(prefix, &out, &psis);
@@ -261,7 +249,8 @@ fn another_depth_and_filter_list_runs_alike_on_cpu_and_wgpu() {
             .collect(),
     };
     let (cpu, cpu_psi) = net.forward_with_attention(&x);
-    let (gpu, gpu_psi) = GpuUNet::new(&net, &device())
+    let (gpu, gpu_psi) = GpuUNet::new(&sd, &device())
+        .unwrap()
         .forward_with_attention(&x)
         .unwrap();
     assert_eq!(cpu.sic.c, 1);
@@ -333,4 +322,94 @@ fn a_checkpoint_is_used_whole_or_refused() {
     // The unchanged files load.
     assert!(UNet::from_state_dict(&marinara).is_ok());
     assert!(UNet::from_state_dict(&checkpoint()).is_ok());
+}
+
+#[test]
+fn the_attention_unet_trains_and_then_agrees_with_the_cpu_network() {
+    let sd = checkpoint();
+    let net = BurnUNet::from_state_dict(&sd, &device()).unwrap();
+    assert_eq!(net.arch().kind, Kind::Attention);
+    // Untrained, the export is the checkpoint: UNetAttention's keys and order, every value.
+    let back = net.to_state_dict().unwrap();
+    assert_eq!(back.keys_in_order(), sd.keys_in_order());
+    assert_eq!(back.keys_in_order().len(), 186);
+    assert_eq!(back.tensors, sd.tensors);
+    assert_eq!(back.integer_values, sd.integer_values);
+
+    let spec = SynthSpec::new(160, 160, 5);
+    let scene = read_scene(
+        &spec.file_name(),
+        generate(&spec).to_netcdf().unwrap(),
+        &ReadLimits::default(),
+    )
+    .unwrap();
+    let patches = sample_patches(&[&scene], 4, 64, 1).unwrap();
+    let config = TrainConfig {
+        batch_size: 2,
+        steps_per_epoch: 2,
+        patch_size: 64,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
+    for _ in 0..2 {
+        let r = trainer.step().unwrap();
+        assert!(r.loss.is_finite() && r.loss > 0.0, "{r:?}");
+    }
+    let trained = trainer.model().to_state_dict().unwrap();
+    // Gradients reach every gate, and their BatchNorms count the batches.
+    for k in 0..4 {
+        for part in ["W_gate", "W_x", "psi"] {
+            let w = format!("expand_blocks.{k}.attention.{part}.0.weight");
+            let moved = max_abs_diff(&trained.tensors[&w].data, &sd.tensors[&w].data);
+            assert!(moved > 0.0, "{w} did not train");
+            let n = format!("expand_blocks.{k}.attention.{part}.1.num_batches_tracked");
+            assert_eq!(trained.integer_values[&n], sd.integer_values[&n] + 2, "{n}");
+        }
+    }
+    // The trained weights give the same logits and attention on burn (eval mode) as on the
+    // exact CPU network.
+    let x = input("odd_");
+    let (cpu, cpu_psi) = UNet::from_state_dict(&trained)
+        .unwrap()
+        .forward_with_attention(&x);
+    let (gpu, gpu_psi) = GpuUNet::new(&trained, &device())
+        .unwrap()
+        .forward_with_attention(&x)
+        .unwrap();
+    for chart in Chart::ALL {
+        let d = max_abs_diff(&cpu.get(chart).data, &gpu.get(chart).data);
+        assert!(d <= 1e-3, "{chart}: {d}");
+    }
+    assert_eq!(cpu_psi.len(), 4);
+    for (a, b) in cpu_psi.iter().zip(&gpu_psi) {
+        assert!(max_abs_diff(&a.data, &b.data) <= 1e-3);
+    }
+}
+
+#[test]
+fn a_plain_unet_grows_into_an_attention_unet_with_fresh_gates() {
+    let plain = load_state_dict("pizza_marinara.pt", &reference("pizza_marinara.pt")).unwrap();
+    let arch =
+        Architecture::fresh(&[16, 32, 32, 32], SicHead::Classification, Kind::Attention).unwrap();
+    let (net, copied) = BurnUNet::from_smaller(&plain, &arch, 3, &device()).unwrap();
+    assert_eq!(copied.len(), 19, "{copied:?}");
+    assert!(copied.iter().all(|k| !k.contains(".attention.")));
+    let grown = net.to_state_dict().unwrap();
+    assert_eq!(grown.keys_in_order(), checkpoint().keys_in_order());
+    for k in &copied {
+        assert_eq!(grown.tensors[k], plain.tensors[k], "{k}");
+    }
+    // Fresh gates: PyTorch's default initialisation, BatchNorm at identity.
+    let w = &grown.tensors["expand_blocks.1.attention.W_x.0.weight"];
+    assert_eq!(w.shape, vec![16, 32, 3, 3]);
+    let bound = 1.0 / (32.0f32 * 9.0).sqrt();
+    assert!(w.data.iter().all(|v| v.abs() <= bound) && w.data.iter().any(|v| *v != 0.0));
+    assert!(grown.tensors["expand_blocks.1.attention.psi.1.weight"]
+        .data
+        .iter()
+        .all(|v| *v == 1.0));
+    assert_eq!(
+        UNet::from_state_dict(&grown).unwrap().arch.kind,
+        Kind::Attention
+    );
 }

@@ -8,16 +8,11 @@ use icelens_core::checkpoint::load_state_dict;
 use icelens_core::{npy, Chart};
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
-use icelens_model::UNet;
 
 #[test]
 fn wgpu_logits_match_pytorch() {
     let sd = load_state_dict("pizza_marinara.pt", &reference("pizza_marinara.pt")).unwrap();
-    let net = UNet::from_state_dict(&sd).unwrap();
-    let device = burn::tensor::Device::wgpu_options()
-        .init()
-        .expect("a wgpu adapter (install mesa-vulkan-drivers for a software one)");
-    let gpu = GpuUNet::new(&net, &device);
+    let gpu = GpuUNet::new(&sd, &common::device()).unwrap();
     for prefix in ["", "odd_"] {
         let input = npy::read(&reference(&format!("{prefix}input.npy"))).unwrap();
         let s = input.shape.clone();

@@ -4,32 +4,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{max_abs_diff, reference};
+use common::{device, max_abs_diff, reference};
 use icelens_core::checkpoint::{load_state_dict, write_torch, StateDict};
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, Chart, ReadLimits, Scene};
 use icelens_model::cpu::Feature;
 use icelens_model::train::{chart_loss_sums, masked_cross_entropy, masked_mse};
 use icelens_model::{
-    prepare_patches, sample_patches, split_validation, Freeze, SicHead, TrainConfig, TrainUNet,
-    Trainer, UNet,
+    prepare_patches, sample_patches, split_validation, Architecture, BurnUNet, Freeze, Kind,
+    SicHead, TrainConfig, Trainer, UNet,
 };
-
-/// One wgpu runtime per test process (it cannot be initialised twice).
-fn device() -> Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            Device::wgpu_options()
-                .init()
-                .expect("a wgpu adapter (install mesa-vulkan-drivers for a software one)")
-        })
-        .clone()
-}
 
 fn marinara_sd() -> StateDict {
     load_state_dict("pizza_marinara.pt", &reference("pizza_marinara.pt")).unwrap()
@@ -61,8 +48,13 @@ fn reference_crop(size: usize) -> Feature {
     }
 }
 
+/// A plain U-Net's architecture with a classification SIC head.
+fn plain(filters: &[usize]) -> Architecture {
+    Architecture::fresh(filters, SicHead::Classification, Kind::Plain).unwrap()
+}
+
 /// The eval-mode forward of a training network, read back as features.
-fn eval_forward(net: &TrainUNet, x: &Feature) -> Vec<Vec<f32>> {
+fn eval_forward(net: &BurnUNet, x: &Feature) -> Vec<Vec<f32>> {
     let plain = device();
     let input = Tensor::<4>::from_data(TensorData::new(x.data.clone(), [1, x.c, x.h, x.w]), &plain);
     net.valid()
@@ -95,7 +87,7 @@ fn assert_close(got: &[Vec<f32>], want: &[Vec<f32>], tol: f32, what: &str) {
 #[test]
 fn from_state_dict_matches_the_cpu_network_in_eval_mode() {
     let sd = marinara_sd();
-    let net = TrainUNet::from_state_dict(&sd, &device()).unwrap();
+    let net = BurnUNet::from_state_dict(&sd, &device()).unwrap();
     assert_eq!(net.arch(), UNet::from_state_dict(&sd).unwrap().arch);
     let x = reference_crop(64);
     let got = eval_forward(&net, &x);
@@ -106,7 +98,7 @@ fn from_state_dict_matches_the_cpu_network_in_eval_mode() {
 #[test]
 fn state_dict_round_trips_and_training_updates_batchnorm() {
     let sd = marinara_sd();
-    let net = TrainUNet::from_state_dict(&sd, &device()).unwrap();
+    let net = BurnUNet::from_state_dict(&sd, &device()).unwrap();
 
     // Untrained: the same keys, shapes, values and integer buffers, in PyTorch's order.
     let back = net.to_state_dict().unwrap();
@@ -167,7 +159,7 @@ fn a_small_network_learns_from_scratch() {
     assert_eq!(patches.len(), 10);
     let (train, val) = split_validation(patches, 0.2, 7);
     assert_eq!((train.len(), val.len()), (8, 2));
-    let net = TrainUNet::new(&[4, 8], SicHead::Classification, 11, &device()).unwrap();
+    let net = BurnUNet::new(&plain(&[4, 8]), 11, &device());
     let config = TrainConfig {
         lr: 1e-2,
         batch_size: 4,
@@ -279,14 +271,8 @@ fn cross_entropy_ignores_255_like_pytorch() {
 #[test]
 fn transfer_from_a_smaller_checkpoint() {
     let sd = marinara_sd();
-    let (net, copied) = TrainUNet::from_smaller(
-        &sd,
-        &[16, 32, 32, 32, 32, 32],
-        SicHead::Regression,
-        1,
-        &device(),
-    )
-    .unwrap();
+    let arch = Architecture::fresh(&[16, 32, 32, 32, 32, 32], SicHead::Regression, Kind::Plain);
+    let (net, copied) = BurnUNet::from_smaller(&sd, &arch.unwrap(), 1, &device()).unwrap();
     assert_eq!(net.arch().head_outputs, [1, 7, 8]);
     // input block, contract 0-2, expand 2-5 (two convolutions each), SOD and FLOE heads.
     assert_eq!(copied.len(), 2 + 6 + 8 + 2, "{copied:?}");
@@ -317,7 +303,7 @@ fn transfer_from_a_smaller_checkpoint() {
 #[test]
 fn a_frozen_encoder_stays_as_loaded() {
     let sd = marinara_sd();
-    let net = TrainUNet::from_state_dict(&sd, &device()).unwrap();
+    let net = BurnUNet::from_state_dict(&sd, &device()).unwrap();
     let scene = synth_scene(128, 128, 9);
     let patches = sample_patches(&[&scene], 2, 64, 2).unwrap();
     let config = TrainConfig {
@@ -395,7 +381,7 @@ fn step_time_marinara_8x256_cpu() {
 
 fn step_time(device: &Device) {
     let sd = marinara_sd();
-    let net = TrainUNet::from_state_dict(&sd, device).unwrap();
+    let net = BurnUNet::from_state_dict(&sd, device).unwrap();
     let scene = synth_scene(600, 600, 1);
     let patches = sample_patches(&[&scene], 8, 256, 1).unwrap();
     let config = TrainConfig::default();
@@ -420,7 +406,7 @@ fn loss_and_grads(
     y: &[Vec<u8>; 3],
     keys: &[&str],
 ) -> (f32, Vec<Vec<f32>>) {
-    let net = TrainUNet::from_state_dict(sd, &device()).unwrap();
+    let net = BurnUNet::from_state_dict(sd, &device()).unwrap();
     let ad = device().autodiff();
     let n = y[0].len() / (32 * 32);
     let xt = Tensor::<4>::from_data(TensorData::new(x.to_vec(), [n, 24, 32, 32]), &ad);
@@ -447,19 +433,19 @@ fn loss_and_grads(
             let last = &net.expand_blocks[net.expand_blocks.len() - 1];
             let g = match *k {
                 "input_block.double_conv.0.weight" => {
-                    let t = grads.get::<4>(net.input_block.conv0.id).unwrap();
+                    let t = grads.get::<4>(net.input_block.first.conv.id).unwrap();
                     let n = t.shape().num_elements();
                     t.reshape([n])
                 }
                 "input_block.double_conv.1.weight" => {
-                    grads.get::<1>(net.input_block.bn1.weight.id).unwrap()
+                    grads.get::<1>(net.input_block.first.bn.weight.id).unwrap()
                 }
                 "bridge.double_conv.double_conv.4.bias" => {
-                    grads.get::<1>(net.bridge.bn4.bias.id).unwrap()
+                    grads.get::<1>(net.bridge.second.bn.bias.id).unwrap()
                 }
-                "expand_blocks.1.double_conv.double_conv.4.weight" => {
-                    grads.get::<1>(last.bn4.weight.id).unwrap()
-                }
+                "expand_blocks.1.double_conv.double_conv.4.weight" => grads
+                    .get::<1>(last.double_conv.second.bn.weight.id)
+                    .unwrap(),
                 "sod_feature_map.feature_out.bias" => {
                     grads.get::<1>(net.sod_feature_map.bias.id).unwrap()
                 }
@@ -489,7 +475,7 @@ fn gradients_match_finite_differences() {
     for c in &mut y {
         c[0] = 0;
     }
-    let net = TrainUNet::new(&[4, 8], SicHead::Classification, 5, &device()).unwrap();
+    let net = BurnUNet::new(&plain(&[4, 8]), 5, &device());
     let sd = net.to_state_dict().unwrap();
     let keys = [
         "sod_feature_map.feature_out.bias",
@@ -533,7 +519,7 @@ fn validation_scores_match_the_exported_network() {
     let scene = synth_scene(160, 160, 8);
     let patches = sample_patches(&[&scene], 6, 48, 2).unwrap();
     let (train, val) = split_validation(patches, 0.5, 2);
-    let net = TrainUNet::new(&[4, 8], SicHead::Classification, 5, &device()).unwrap();
+    let net = BurnUNet::new(&plain(&[4, 8]), 5, &device());
     let config = TrainConfig {
         batch_size: 2,
         epochs: 2,
@@ -655,7 +641,7 @@ fn the_cpu_backend_trains_like_the_gpu_one() {
         ..TrainConfig::default()
     };
     let run = |device: &Device| {
-        let net = TrainUNet::new(&[4, 8], SicHead::Classification, 21, device).unwrap();
+        let net = BurnUNet::new(&plain(&[4, 8]), 21, device);
         let start = net.to_state_dict().unwrap();
         let mut t = Trainer::new(net, config.clone(), train.clone(), val.clone()).unwrap();
         let before = t.baseline().unwrap().unwrap();

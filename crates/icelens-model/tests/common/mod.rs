@@ -2,6 +2,21 @@
 #![allow(dead_code)]
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use burn::tensor::Device;
+
+/// One wgpu device per test binary: the runtime cannot be initialised twice.
+pub fn device() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            Device::wgpu_options()
+                .init()
+                .expect("a wgpu adapter (install mesa-vulkan-drivers for a software one)")
+        })
+        .clone()
+}
 
 /// The shared fixtures and references (`../shared` beside the repository).
 pub fn shared() -> PathBuf {
