@@ -211,6 +211,9 @@ test('the attention layer and the inspector show ψ as the CLI computes it, on t
 
   await page.selectOption('select:has(option[value="webgpu"])', 'webgpu');
   await page.waitForFunction(() => /on webgpu/.test(document.querySelector('.scores')?.textContent || ''), null, { timeout: 360000 });
+  const want = cliScores(model);
+  const scores = await pageScores();
+  for (const k of ['SIC', 'SOD', 'FLOE', 'combined']) assert.equal(scores[k], want[k], `${k} on WebGPU`);
   const gpu = await inspectCentre(maps);
   gpu.shown.forEach((v, k) => assert.ok(Math.abs(v - gpu.want[k]) <= 0.011, `block ${k}: ${v} vs ${gpu.want[k]}`));
   fs.mkdirSync(OUTPUT, { recursive: true });
