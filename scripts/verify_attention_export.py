@@ -27,31 +27,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class DoubleConv(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.double_conv = nn.Sequential(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(),
-        )
-
-    def forward(self, x):
-        return self.double_conv(x)
-
-
-class ContractingBlock(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.contract_block = nn.MaxPool2d(2, 2)
-        self.double_conv = DoubleConv(cin, cout)
-
-    def forward(self, x):
-        return self.double_conv(self.contract_block(x))
+# The plain U-Net's blocks (spec §d.1), defined once for icelens' PyTorch scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+from forward_torch import ContractingBlock, DoubleConv, FeatureMap  # noqa: E402
 
 
 class AttentionBlock(nn.Module):
@@ -81,15 +59,6 @@ class ExpandingBlock(nn.Module):
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
         x = F.pad(x, [0, skip.shape[3] - x.shape[3], 0, skip.shape[2] - x.shape[2]])
         return self.double_conv(torch.cat([self.attention(x, skip), x], dim=1))
-
-
-class FeatureMap(nn.Module):
-    def __init__(self, cin, cout):
-        super().__init__()
-        self.feature_out = nn.Conv2d(cin, cout, 1)
-
-    def forward(self, x):
-        return self.feature_out(x)
 
 
 class UNetAttention(nn.Module):

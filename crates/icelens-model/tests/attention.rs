@@ -6,17 +6,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{device, max_abs_diff, reference, shared};
+use common::{device, max_abs_diff, reference, shared, train_two_steps};
 use icelens_core::checkpoint::{load_state_dict, StateDict, Tensor, WeightsFormat};
 use icelens_core::metrics::{confusions, Confusion, Scores};
-use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{npy, read_scene, Chart, ReadLimits};
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
-use icelens_model::{
-    infer_scene, sample_patches, Architecture, BurnUNet, InferOptions, Kind, SicHead, TrainConfig,
-    Trainer, UNet,
-};
+use icelens_model::{infer_scene, Architecture, BurnUNet, InferOptions, Kind, SicHead, UNet};
 
 fn attention_file(name: &str) -> Vec<u8> {
     reference(&format!("attention/{name}"))
@@ -336,26 +332,7 @@ fn the_attention_unet_trains_and_then_agrees_with_the_cpu_network() {
     assert_eq!(back.tensors, sd.tensors);
     assert_eq!(back.integer_values, sd.integer_values);
 
-    let spec = SynthSpec::new(160, 160, 5);
-    let scene = read_scene(
-        &spec.file_name(),
-        generate(&spec).to_netcdf().unwrap(),
-        &ReadLimits::default(),
-    )
-    .unwrap();
-    let patches = sample_patches(&[&scene], 4, 64, 1).unwrap();
-    let config = TrainConfig {
-        batch_size: 2,
-        steps_per_epoch: 2,
-        patch_size: 64,
-        ..TrainConfig::default()
-    };
-    let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
-    for _ in 0..2 {
-        let r = trainer.step().unwrap();
-        assert!(r.loss.is_finite() && r.loss > 0.0, "{r:?}");
-    }
-    let trained = trainer.model().to_state_dict().unwrap();
+    let trained = train_two_steps(net).model().to_state_dict().unwrap();
     // Gradients reach every gate, and their BatchNorms count the batches.
     for k in 0..4 {
         for part in ["W_gate", "W_x", "psi"] {

@@ -7,10 +7,9 @@ use std::collections::BTreeSet;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use common::{device, max_abs_diff, reference};
+use common::{device, max_abs_diff, reference, synth_scene, train_two_steps};
 use icelens_core::checkpoint::{load_state_dict, write_torch, StateDict};
-use icelens_core::synth::{generate, SynthSpec};
-use icelens_core::{npy, read_scene, Chart, ReadLimits, Scene};
+use icelens_core::{npy, Chart};
 use icelens_model::cpu::Feature;
 use icelens_model::train::{chart_loss_sums, masked_cross_entropy, masked_mse};
 use icelens_model::{
@@ -20,12 +19,6 @@ use icelens_model::{
 
 fn marinara_sd() -> StateDict {
     load_state_dict("pizza_marinara.pt", &reference("pizza_marinara.pt")).unwrap()
-}
-
-fn synth_scene(lines: usize, samples: usize, seed: u64) -> Scene {
-    let spec = SynthSpec::new(lines, samples, seed);
-    let bytes = generate(&spec).to_netcdf().unwrap();
-    read_scene(&spec.file_name(), bytes, &ReadLimits::default()).unwrap()
 }
 
 /// The top-left `size x size` corner of the reference input (it holds a no-data corner).
@@ -116,19 +109,7 @@ fn state_dict_round_trips_and_training_updates_batchnorm() {
     assert_eq!(back.keys_in_order().len(), 114);
 
     // A few training steps on a generated scene.
-    let scene = synth_scene(160, 160, 5);
-    let patches = sample_patches(&[&scene], 4, 64, 1).unwrap();
-    let config = TrainConfig {
-        batch_size: 2,
-        steps_per_epoch: 2,
-        patch_size: 64,
-        ..TrainConfig::default()
-    };
-    let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
-    for _ in 0..2 {
-        let r = trainer.step().unwrap();
-        assert!(r.loss.is_finite() && r.loss > 0.0, "{r:?}");
-    }
+    let trainer = train_two_steps(net);
     let trained = trainer.model().to_state_dict().unwrap();
     let key = "input_block.double_conv.1.running_mean";
     let moved = max_abs_diff(&trained.tensors[key].data, &sd.tensors[key].data);

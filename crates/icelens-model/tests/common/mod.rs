@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
+use icelens_core::synth::{generate, SynthSpec};
+use icelens_core::{read_scene, ReadLimits, Scene};
+use icelens_model::{sample_patches, BurnUNet, TrainConfig, Trainer};
 
 /// One wgpu device per test binary: the runtime cannot be initialised twice.
 pub fn device() -> Device {
@@ -93,4 +96,30 @@ pub fn assert_argmax_matches(
         "{what}: only {compared} of {plane} pixels are not near-ties"
     );
     compared
+}
+
+/// A generated labelled scene, read as a user's file would be.
+pub fn synth_scene(lines: usize, samples: usize, seed: u64) -> Scene {
+    let spec = SynthSpec::new(lines, samples, seed);
+    let bytes = generate(&spec).to_netcdf().unwrap();
+    read_scene(&spec.file_name(), bytes, &ReadLimits::default()).unwrap()
+}
+
+/// Two training steps of batch 2 on 64 px patches of a generated scene, each with a finite
+/// positive loss; the trainer, holding the trained model.
+pub fn train_two_steps(net: BurnUNet) -> Trainer {
+    let scene = synth_scene(160, 160, 5);
+    let patches = sample_patches(&[&scene], 4, 64, 1).unwrap();
+    let config = TrainConfig {
+        batch_size: 2,
+        steps_per_epoch: 2,
+        patch_size: 64,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
+    for _ in 0..2 {
+        let r = trainer.step().unwrap();
+        assert!(r.loss.is_finite() && r.loss > 0.0, "{r:?}");
+    }
+    trainer
 }
