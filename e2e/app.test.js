@@ -91,7 +91,18 @@ test('layer and opacity controls change the overlay', async () => {
   await page.selectOption('[data-testid="layer-select"]', 'chart-SOD');
   assert.match(await page.textContent('.legend'), /Stage of Development/);
   const sod = await canvasStats('canvas.layer');
-  assert.ok(sod.colours <= 6, `SOD colours ${sod.colours}`);
+  assert.ok(sod.opaque > 0.3, `SOD layer covers ${sod.opaque} of the scene`);
+  // Every drawn pixel has a colour of the legend, and the chart shows more than one class.
+  const { drawn, legend } = await page.evaluate(() => {
+    const c = document.querySelector('canvas.layer');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const drawn = new Set();
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0) drawn.add(`rgb(${d[i]}, ${d[i + 1]}, ${d[i + 2]})`);
+    const legend = [...document.querySelectorAll('.legend .swatch')].map((s) => getComputedStyle(s).backgroundColor);
+    return { drawn: [...drawn], legend };
+  });
+  assert.ok(drawn.length >= 2, `SOD colours ${drawn}`);
+  for (const c of drawn) assert.ok(legend.includes(c), `${c} is not in the legend ${legend}`);
   await page.locator('[data-testid="opacity"]').fill('30');
   const opacity = await page.$eval('canvas.layer', (c) => getComputedStyle(c).opacity);
   assert.equal(opacity, '0.3');

@@ -78,6 +78,22 @@ test('error and confidence layers draw over the scene', async () => {
   assert.ok(red.wrong > 10000 && red.right > 10000, JSON.stringify(red));
   await page.selectOption('[data-testid="layer-select"]', 'conf-SIC');
   assert.match(await page.textContent('.legend'), /softmax probability/);
+  // The confidence ramp over the scene: opaque where the SAR has data, many shades between
+  // the ramp's ends (plasma: blue high, green low at the bottom; green high, blue low at top).
+  const conf = await page.evaluate(() => {
+    const c = document.querySelector('canvas.layer');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let opaque = 0; let sure = 0; const shades = new Set();
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] !== 255) continue;
+      opaque++; shades.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+      if (d[i + 1] > 200 && d[i + 2] < 80) sure++;
+    }
+    return { opaque: opaque / (d.length / 4), shades: shades.size, sure: sure / Math.max(opaque, 1) };
+  });
+  assert.ok(conf.opaque > 0.5, JSON.stringify(conf));
+  assert.ok(conf.shades > 20, JSON.stringify(conf));
+  assert.ok(conf.sure > 0.01 && conf.sure < 0.99, `some pixels sure, not all: ${JSON.stringify(conf)}`);
 });
 
 /** A uint8 .npy written by icelens: its shape and values. */

@@ -51,7 +51,11 @@ test('fine-tuning the demo model lowers the validation loss and shows before/aft
   const pausedAt = await page.locator('[data-testid="train-status"]').textContent();
   await page.waitForTimeout(1500);
   assert.equal(await page.locator('[data-testid="train-status"]').textContent(), pausedAt, 'no step while paused');
-  await page.keyboard.press('+'); // the viewer still answers
+  // The viewer still answers: a key zooms it.
+  const zoomBefore = await page.textContent('[data-testid="zoom"]');
+  await page.focus('.viewport');
+  await page.keyboard.press('+');
+  await page.waitForFunction((z) => document.querySelector('[data-testid="zoom"]').textContent !== z, zoomBefore, { timeout: 5000 });
   await page.click('[data-testid="train-pause"]');
   await page.waitForFunction(() => document.querySelector('[data-testid="train-status"]').dataset.phase === 'done', null, { timeout: 300000 });
 

@@ -17,10 +17,14 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo clippy for wasm32 (the page and its worker as the browser runs them)"
+# The command line is native only. The page's folder: its wasm32 dependencies are there.
+CARGO_TARGET_DIR="$CARGO_TARGET_DIR/page" cargo clippy --target wasm32-unknown-unknown \
+  --workspace --exclude icelens-cli --lib --bins --locked -- -D warnings
 step "native tests"
 cargo test --workspace --locked
 step "Slurm job array over the fixtures (single-node Slurm)"
-scripts/slurm/test.sh
+scripts/slurm/test.sh "$CARGO_TARGET_DIR/debug/icelens"
 step "wasm32 build of the page (trunk)"
 # The page's release build shares no artifact with the native debug builds above (other
 # profile, other target), so it gets a folder of its own under the same cache: the two never

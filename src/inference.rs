@@ -7,19 +7,18 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 
-use icelens_core::checkpoint::{load_state_dict, StateDict};
 use icelens_core::metrics::{confusions, Scores};
 use icelens_core::{Chart, Scene};
 use icelens_model::burn::tensor::wgpu::WgpuBackend;
 use icelens_model::burn::tensor::Device;
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
-use icelens_model::infer::{plan_tiles, write_attention, write_core};
-use icelens_model::{InferOptions, Kind, Prediction, SicHead, UNet};
+use icelens_model::unet::Outputs;
+use icelens_model::{predict_scene, Architecture, Forward, InferError, InferOptions, Prediction};
 
-use crate::cpu_worker;
+use crate::browser::cpu_worker;
+pub use crate::model::{is_model_file, load_model, model_from_state, Model};
 
 /// Which arithmetic runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,58 +34,6 @@ impl Backend {
             Backend::Cpu => "cpu",
         }
     }
-}
-
-/// A model the user loaded.
-#[derive(Debug)]
-pub struct Model {
-    pub name: String,
-    pub net: UNet,
-    pub epoch: Option<i64>,
-    /// Notes stored with the weights (burnpack or safetensors metadata), e.g. what a model was
-    /// trained on.
-    pub notes: Vec<(String, String)>,
-    /// The weights as loaded: fine-tuning starts from them and exports keep their key order.
-    pub state: Arc<StateDict>,
-}
-
-impl Model {
-    /// Expanding blocks with attention coefficients to show (0 for a plain U-Net).
-    pub fn attention_blocks(&self) -> usize {
-        match self.net.arch.kind {
-            Kind::Plain => 0,
-            Kind::Attention => self.net.arch.levels(),
-        }
-    }
-}
-
-/// Recognises a model file by content: a torch.save zip, safetensors or burnpack.
-pub fn is_model_file(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04")
-        || bytes.starts_with(b"NRUB")
-        || (bytes.len() > 9 && bytes[8] == b'{' && !bytes.starts_with(b"CDF"))
-}
-
-pub fn load_model(name: &str, bytes: &[u8]) -> Result<Model, String> {
-    let sd = load_state_dict(name, bytes).map_err(|e| e.to_string())?;
-    model_from_state(name, sd)
-}
-
-/// A model from weights already in memory (a file's, or a fine-tuning run's).
-pub fn model_from_state(name: &str, sd: StateDict) -> Result<Model, String> {
-    let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
-    Ok(Model {
-        name: name.to_string(),
-        net,
-        epoch: sd.epoch,
-        notes: sd
-            .metadata
-            .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "data" | "purpose" | "trained_with"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        state: Arc::new(sd),
-    })
 }
 
 thread_local! {
@@ -164,47 +111,53 @@ pub fn page_options() -> InferOptions {
     }
 }
 
-/// Predicts a scene tile by tile. `progress(done, total)` after each tile; `cancelled()` is
-/// checked between tiles.
+/// Where the page runs a model: its WebGPU network, else the CPU worker (or, where workers
+/// are missing, the page's own thread).
+struct PageNet<'a> {
+    model: &'a Model,
+    gpu: Option<Rc<GpuUNet>>,
+}
+
+impl Forward for PageNet<'_> {
+    fn architecture(&self) -> Architecture {
+        self.model.net.arch.clone()
+    }
+
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+        match &self.gpu {
+            Some(g) => g.forward_with_attention_async(x).await,
+            // Off the page's thread when it can be (see cpu_worker.rs).
+            None if cpu_worker::available() => cpu_worker::forward(self.model, x).await,
+            None => Ok(self.model.net.forward_with_attention(x)),
+        }
+    }
+}
+
+/// Predicts a scene in the model crate's tile loop. `progress(done, total)` after each tile,
+/// then the browser gets to paint and handle events; `cancelled()` is checked between tiles.
 pub async fn predict(
     model: &Model,
     scene: &Scene,
     backend: Backend,
     progress: impl Fn(usize, usize),
     cancelled: impl Fn() -> bool,
-) -> Result<Prediction, String> {
-    let regression = model.net.arch.sic == SicHead::Regression;
-    let mut pred = Prediction::empty(scene.lines, scene.samples, &model.net.arch);
-    let tiles = plan_tiles(scene.lines, scene.samples, &page_options());
-    let gpu = match backend {
-        Backend::WebGpu => Some(gpu_net(model).ok_or("WebGPU is not available in this browser")?),
-        Backend::Cpu => None,
-    };
-    let total = tiles.len();
-    progress(0, total);
+) -> Result<Prediction, InferError> {
+    let gpu =
+        match backend {
+            Backend::WebGpu => Some(gpu_net(model).ok_or_else(|| {
+                InferError::Failed("WebGPU is not available in this browser".into())
+            })?),
+            Backend::Cpu => None,
+        };
+    // The progress bar shows before the first tile.
     yield_to_browser().await;
-    for (i, (win, core)) in tiles.into_iter().enumerate() {
-        let x = Feature {
-            c: 24,
-            h: win.height,
-            w: win.width,
-            data: scene.input_window(win)?,
-        };
-        let (out, psis) = match &gpu {
-            Some(g) => g.forward_with_attention_async(&x).await?,
-            // Off the page's thread when it can be (see cpu_worker.rs).
-            None if cpu_worker::available() => cpu_worker::forward(model, &x).await?,
-            None => model.net.forward_with_attention(&x),
-        };
-        write_core(&mut pred, &out, win, core, regression);
-        write_attention(&mut pred, &psis, win, core);
-        progress(i + 1, total);
+    let net = PageNet { model, gpu };
+    predict_scene(&net, scene, &page_options(), async |done, total| {
+        progress(done, total);
         yield_to_browser().await;
-        if cancelled() {
-            return Err("cancelled".into());
-        }
-    }
-    Ok(pred)
+        !cancelled()
+    })
+    .await
 }
 
 /// The challenge's scores of a prediction against the scene's charts.

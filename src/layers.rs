@@ -1,11 +1,14 @@
 //! What can be drawn over the SAR, and the pixels of each layer.
 
 use icelens_core::breakdown::{tile_errors, TileGrid};
-use icelens_core::render::{attention_rgba, chart_rgba, confidence_rgba, error_rgba};
+use icelens_core::render::{
+    attention_rgba, chart_rgba, confidence_rgba, error_ramp, error_rgba, versus_rgba,
+};
 use icelens_core::{Chart, Scene};
 use icelens_model::Prediction;
 
-use crate::conditions::TILE;
+/// Cell size of the error-per-tile layer and of the "worst tile" a condition jumps to.
+pub const TILE: usize = 64;
 
 /// What is drawn over the SAR.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -144,26 +147,6 @@ pub fn layer_rgba(
     }
 }
 
-/// Green where `b` (the model shown) is right and `a` wrong, red for the reverse, grey where
-/// both are wrong; clear where both are right or there is no reference.
-fn versus_rgba(truth: &[u8], a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut rgba = vec![0u8; truth.len() * 4];
-    for (i, px) in rgba.chunks_exact_mut(4).enumerate() {
-        let t = truth[i];
-        if t == 255 {
-            continue;
-        }
-        let colour = match (a[i] == t, b[i] == t) {
-            (false, true) => [40, 200, 120, 235],
-            (true, false) => [235, 60, 60, 235],
-            (false, false) => [130, 130, 130, 110],
-            (true, true) => continue,
-        };
-        px.copy_from_slice(&colour);
-    }
-    rgba
-}
-
 /// Each cell in the colour of its error (green right … red wrong); cells without labels clear.
 fn tile_rgba(grid: &TileGrid) -> Vec<u8> {
     let mut rgba = vec![0u8; grid.lines * grid.samples * 4];
@@ -174,33 +157,7 @@ fn tile_rgba(grid: &TileGrid) -> Vec<u8> {
                 continue;
             }
             let i = (line * grid.samples + sample) * 4;
-            rgba[i..i + 4].copy_from_slice(&ramp(e));
-        }
-    }
-    rgba
-}
-
-/// Green (0) to yellow (0.5) to red (1), opaque.
-fn ramp(e: f32) -> [u8; 4] {
-    let e = e.clamp(0.0, 1.0);
-    let (g, y, r) = ([40.0, 200.0, 120.0], [255.0, 230.0, 0.0], [255.0, 0.0, 0.0]);
-    let (a, b, t) = if e < 0.5 {
-        (g, y, e * 2.0)
-    } else {
-        (y, r, (e - 0.5) * 2.0)
-    };
-    let mix = |k: usize| (a[k] + (b[k] - a[k]) * t) as u8;
-    [mix(0), mix(1), mix(2), 255]
-}
-
-/// A translucent highlight of the pixels of a condition, everything else dimmed.
-pub fn highlight_rgba(mask: &[bool]) -> Vec<u8> {
-    let mut rgba = vec![0u8; mask.len() * 4];
-    for (px, &m) in rgba.chunks_exact_mut(4).zip(mask) {
-        if m {
-            px.copy_from_slice(&[255, 230, 0, 110]);
-        } else {
-            px.copy_from_slice(&[0, 0, 0, 150]);
+            rgba[i..i + 4].copy_from_slice(&error_ramp(e));
         }
     }
     rgba

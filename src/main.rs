@@ -3,19 +3,14 @@
 //! Built for wasm32 by Trunk (`index.html`). It also compiles natively so that
 //! `cargo clippy --workspace` checks it, but only runs in a browser.
 
+mod actions;
 mod app;
-mod conditions;
-mod cpu_worker;
-mod decode;
-mod files;
-mod fragment;
+mod browser;
+mod components;
 mod inference;
 mod layers;
-mod panels;
-mod picture;
-mod story;
-mod training;
-mod viewer;
+mod model;
+mod state;
 
 // The module's static constructors (burn's GPU compiler registers its passes in some),
 // synthesised by the wasm linker.

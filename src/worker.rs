@@ -28,6 +28,13 @@
 //! Only `js_sys` is used to reach the worker's globals, so this adds no `web-sys` features
 //! (which would rebuild the GPU stack that shares them).
 
+/// The page's browser glue; the worker uses its field access and error text, not the worker
+/// start (hence the allowance).
+#[cfg(target_arch = "wasm32")]
+#[allow(dead_code)]
+#[path = "browser/js.rs"]
+mod js;
+
 #[cfg(target_arch = "wasm32")]
 mod run {
     use std::cell::RefCell;
@@ -43,15 +50,13 @@ mod run {
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
+    use crate::js::{call, get, js_err, set};
+
     /// Bytes read per slice of the file: small enough for smooth progress, large enough that
     /// the per-slice cost does not matter.
     const CHUNK: f64 = 8.0 * 1024.0 * 1024.0;
     /// The page refuses larger files before sending them; checked again here.
     const MAX_FILE_BYTES: f64 = 600.0 * 1024.0 * 1024.0;
-
-    fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
-        let _ = Reflect::set(o, &k.into(), &v.into());
-    }
 
     fn post(msg: &Object, transfer: Option<&JsArray>) {
         let global = js_sys::global();
@@ -76,20 +81,8 @@ mod run {
         post(&o, None);
     }
 
-    fn js_err(e: JsValue) -> String {
-        e.as_string()
-            .or_else(|| {
-                e.dyn_ref::<js_sys::Error>()
-                    .map(|e| String::from(e.message()))
-            })
-            .unwrap_or_else(|| "unknown browser error".into())
-    }
-
     fn call0(o: &JsValue, name: &str) -> Result<JsValue, String> {
-        Reflect::get(o, &name.into())
-            .and_then(|f| f.dyn_into::<js_sys::Function>())
-            .and_then(|f| f.call0(o))
-            .map_err(js_err)
+        call(o, name, &[]).map_err(js_err)
     }
 
     /// Reads a `File` in slices, reporting progress.
@@ -135,10 +128,6 @@ mod run {
 
     thread_local! {
         static MODELS: RefCell<HashMap<String, UNet>> = RefCell::new(HashMap::new());
-    }
-
-    fn get(o: &JsValue, k: &str) -> JsValue {
-        Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
     }
 
     /// The network of a `{ name, bytes }` message, read and checked as the page reads it.

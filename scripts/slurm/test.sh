@@ -5,7 +5,7 @@
 # exit status. Prints one "slurm test: PASS" or "slurm test: FAIL (...)" line at the end and
 # exits non-zero on failure. The daemons it starts are stopped by their pids, whatever happens.
 #
-#   scripts/slurm/test.sh [ICELENS]   (default: builds the debug binary into $CARGO_TARGET_DIR)
+#   scripts/slurm/test.sh [ICELENS]   (default: the debug binary `cargo test --workspace` builds)
 #
 # Needs root (or passwordless sudo) to start slurmd, and `scripts/setup.sh test` (which
 # installs slurm-wlm and munge).
@@ -32,7 +32,10 @@ mapfile -t scenes < <(ls -d "$shared"/fixtures/*_prep.nc)
 if [ $# -gt 0 ]; then
   icelens="$1"
 else
-  (cd "$repo" && cargo build --quiet --bin icelens) || fail "cargo build of icelens failed"
+  # The binary `cargo test --workspace` builds (and scripts/test.sh has just built): a plain
+  # `cargo build --bin icelens` resolves another feature set of burn's dependencies and
+  # rebuilds them all (about 20 minutes on 2 cores).
+  (cd "$repo" && cargo test --quiet --workspace --locked --no-run) || fail "cargo test --no-run failed"
   icelens="$CARGO_TARGET_DIR/debug/icelens"
 fi
 [ -x "$icelens" ] || fail "no icelens binary at $icelens"

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use icelens_core::dataset::{parse_names, Atlas, ClassPixels, Facet};
+use icelens_core::dataset::{names_from_listing, parse_names, Atlas, ClassPixels, Facet};
 use serde::Serialize;
 
 /// The real dataset's lists and table, shipped with icelens (see assets/datasets/NOTICE.md):
@@ -46,19 +46,12 @@ fn names(path: &Path) -> Result<Vec<String>, String> {
     if path.is_dir() {
         let entries =
             std::fs::read_dir(path).map_err(|e| format!("{name}: cannot be listed ({e})"))?;
-        let mut out = Vec::new();
+        let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| format!("{name}: cannot be listed ({e})"))?;
-            let file = entry.file_name().to_string_lossy().into_owned();
-            if file.ends_with(".nc") {
-                out.push(file);
-            }
+            files.push(entry.file_name().to_string_lossy().into_owned());
         }
-        if out.is_empty() {
-            return Err(format!("{name}: holds no .nc files"));
-        }
-        out.sort();
-        return Ok(out);
+        return names_from_listing(&name, files).map_err(|e| e.to_string());
     }
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
     parse_names(&name, &bytes).map_err(|e| e.to_string())

@@ -15,8 +15,8 @@ use icelens_core::Chart;
 use icelens_model::UNet;
 use serde::Serialize;
 
-use crate::load;
-use crate::model_cmds::{load_model_with_fingerprint, run};
+use crate::inputs::{load, load_model_with_fingerprint, model_name};
+use crate::model_cmds::run;
 
 #[derive(Serialize)]
 struct SceneScores {
@@ -71,13 +71,6 @@ pub struct Request<'a> {
     pub shard: Option<Shard>,
     /// Also write what `icelens merge` needs here.
     pub partial: Option<&'a Path>,
-}
-
-/// The name a model goes by in tables: its file name, as the page shows it.
-pub fn model_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 /// One model's results, from a run or from merged parts: everything the report is made of.
@@ -224,6 +217,7 @@ pub struct MergeRequest<'a> {
     pub by: Option<&'a str>,
     pub rank: &'a str,
     pub csv: Option<&'a Path>,
+    pub out: Option<&'a Path>,
 }
 
 /// `icelens merge`: pools the parts `evaluate --partial` wrote and prints what one `evaluate`
@@ -239,6 +233,11 @@ pub fn merge(req: &MergeRequest) -> Result<(), String> {
         parts.push((name, part));
     }
     let merged = merge_partials(&parts).map_err(|e| e.to_string())?;
+    if let Some(out) = req.out {
+        let name = out.display().to_string();
+        std::fs::write(out, merged.to_partial().to_json())
+            .map_err(|e| format!("{name}: cannot be written ({e})"))?;
+    }
     let names: Vec<&str> = parts.iter().map(|(n, _)| n.as_str()).collect();
     merged
         .require(&dims, &names.join(", "))

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use icelens_core::dataset::{atlas_from_json, Facet};
+use icelens_core::dataset::atlas_from_json;
 use std::time::Instant;
 
 use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
@@ -24,7 +24,7 @@ use icelens_model::train::{Freeze, TrainConfig, TrainEvent, Trainer};
 use icelens_model::{balance_weights, prepare_from, share_weights, Area, SicHead, Source};
 use icelens_model::{Architecture, BurnUNet, Kind};
 
-use crate::load;
+use crate::inputs::load;
 
 /// What `finetune` was asked for.
 pub struct Request<'a> {
@@ -164,21 +164,11 @@ impl Subset {
 /// The test-set share of every group of `dimension` in an atlas (`icelens dataset --json`).
 fn test_shares(path: &Path, dimension: Dimension) -> Result<BTreeMap<String, f64>, String> {
     let name = path.display().to_string();
-    let facet: Facet = dimension.key().parse().map_err(|_| {
-        format!("--weights-from {name}: an atlas has no {dimension} groups (it has service, region, mission, year, month and season)")
-    })?;
     let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
     let atlas = atlas_from_json(&name, &bytes).map_err(|e| e.to_string())?;
-    let table = atlas
-        .facets
-        .iter()
-        .find(|t| t.facet == facet)
-        .ok_or_else(|| format!("{name}: has no {facet} table"))?;
-    Ok(table
-        .groups
-        .iter()
-        .map(|g| (g.group.clone(), g.test_share))
-        .collect())
+    atlas
+        .test_shares(&name, dimension)
+        .map_err(|e| format!("--weights-from {e}"))
 }
 
 pub fn parse_freeze(s: &str) -> Result<Freeze, String> {

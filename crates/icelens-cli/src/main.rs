@@ -8,14 +8,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use icelens_core::input::{Window, N_INPUT};
+use icelens_core::npy;
 use icelens_core::shard::Shard;
 use icelens_core::stats::SceneSummary;
 use icelens_core::synth::{generate, SynthSpec};
-use icelens_core::{npy, read_scene, ReadLimits, Scene};
+
+use inputs::load;
 
 mod dataset;
 mod evaluate;
 mod finetune;
+mod inputs;
 mod model_cmds;
 mod report;
 
@@ -130,6 +133,10 @@ enum Command {
         /// Also write the breakdown as CSV.
         #[arg(long)]
         csv: Option<PathBuf>,
+        /// Also write the pooled counts as one part (of a whole run) into this JSON file: what
+        /// the page's "Where is it worst" opens, and what merges alone into this same result.
+        #[arg(long, value_name = "MERGED.json")]
+        out: Option<PathBuf>,
     },
     /// Train a U-Net on labelled scenes: transfer from --model, from scratch with --filters,
     /// or from a smaller --model into --filters; writes the best-validation weights.
@@ -302,12 +309,14 @@ fn main() -> ExitCode {
             by,
             rank,
             csv,
+            out,
         } => evaluate::merge(&evaluate::MergeRequest {
             parts: &parts,
             json,
             by: by.as_deref(),
             rank: &rank,
             csv: csv.as_deref(),
+            out: out.as_deref(),
         }),
         Command::Dataset {
             train,
@@ -413,13 +422,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Reads a scene file; the error already names the file.
-pub fn load(path: &Path) -> Result<Scene, String> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
-    read_scene(&name, bytes, &ReadLimits::default()).map_err(|e| e.to_string())
 }
 
 fn inspect(paths: &[PathBuf], json: bool) -> Result<(), String> {

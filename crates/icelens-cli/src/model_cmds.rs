@@ -11,22 +11,7 @@ use icelens_core::{npy, Chart, Scene};
 use icelens_model::cpu::Feature;
 use icelens_model::{infer_scene, InferOptions, Kind, Prediction, UNet};
 
-use crate::load;
-
-/// Reads a checkpoint (.pt or safetensors) and builds the network.
-pub fn load_model(path: &Path) -> Result<UNet, String> {
-    load_model_with_fingerprint(path).map(|(net, _)| net)
-}
-
-/// The network and the fingerprint of the checkpoint's bytes (what partial results name a
-/// model by, besides its file name).
-pub fn load_model_with_fingerprint(path: &Path) -> Result<(UNet, String), String> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| format!("{name}: cannot be read ({e})"))?;
-    let sd = load_state_dict(&name, &bytes).map_err(|e| e.to_string())?;
-    let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
-    Ok((net, icelens_core::breakdown::fingerprint(&bytes)))
-}
+use crate::inputs::{load, load_model, model_name};
 
 pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
     let net = load_model(model)?;
@@ -70,7 +55,8 @@ pub fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Pred
             eprint!("\r{label}: tile {done}/{total}");
         }
         true
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     if tty {
         eprint!("\r");
     }
@@ -143,19 +129,7 @@ pub fn predict(
             }
         }
     }
-    let entries: Vec<UploadScene<'_>> = done
-        .iter()
-        .map(|(s, p)| UploadScene {
-            scene: &s.meta.scene,
-            lines: s.lines,
-            samples: s.samples,
-            charts: [
-                p.chart(Chart::SIC),
-                p.chart(Chart::SOD),
-                p.chart(Chart::FLOE),
-            ],
-        })
-        .collect();
+    let entries: Vec<UploadScene<'_>> = done.iter().map(|(s, p)| p.upload_scene(s)).collect();
     let name = upload.display().to_string();
     let bytes = write_upload(&name, &entries)?;
     std::fs::write(upload, bytes).map_err(|e| format!("{name}: cannot be written ({e})"))?;
@@ -220,7 +194,7 @@ pub fn convert(model: &Path, out: &Path) -> Result<(), String> {
     let data = match ext.as_str() {
         "pt" | "pth" => write_torch(&sd, sd.epoch),
         "safetensors" => write_safetensors(&sd),
-        "bpk" => write_burnpack(&sd, &[("source", &crate::evaluate::model_name(model))]),
+        "bpk" => write_burnpack(&sd, &[("source", &model_name(model))]),
         _ => {
             return Err(format!(
                 "{}: unknown model format; use .pt, .safetensors or .bpk",

@@ -98,6 +98,23 @@ fn three_shards_merged_equal_one_run_byte_for_byte() {
     );
     assert!(a.len() > 200);
     assert_eq!(a, b, "merged CSV differs from the single run's");
+    // `--out` writes the pooled counts as one part, which merges alone into the same result.
+    let whole = tmp("merged-whole.json");
+    let (_, _, _) = merge(&["--out", s(&whole)]);
+    let (w_ok, w_json, w_err) = run(&[
+        "merge".into(),
+        s(&whole).into(),
+        "--by".into(),
+        "all".into(),
+        "--rank".into(),
+        "SOD".into(),
+        "--json".into(),
+    ]);
+    assert!(!w_ok && w_err.contains("no ice charts"), "{w_err}");
+    assert_eq!(
+        w_json, s_json,
+        "the merged part differs from the single run"
+    );
     // The text table too, and another --by chosen at merge time.
     let (_, m_text, _) = merge(&["--by", "region,land"]);
     let (_, s_text, _) = run(&with(eval_args([0, 1, 2]), &["--by", "region,land"]));

@@ -178,6 +178,26 @@ pub fn parse_names(file: &str, bytes: &[u8]) -> Result<Vec<String>, DatasetError
     Ok(names)
 }
 
+/// Scene names from a folder's listing (`folder` names it in errors): its `.nc` files,
+/// sorted, the files themselves not read. The command line lists a folder with `read_dir`,
+/// the page gets the names from the directory picker; both take them here.
+pub fn names_from_listing(
+    folder: &str,
+    files: impl IntoIterator<Item = String>,
+) -> Result<Vec<String>, DatasetError> {
+    let mut out: Vec<String> = files
+        .into_iter()
+        .map(|f| f.rsplit(['/', '\\']).next().unwrap_or_default().to_string())
+        .filter(|f| f.ends_with(".nc"))
+        .collect();
+    if out.is_empty() {
+        return Err(file_err(folder, "holds no .nc files"));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// Pixels per class value (0…255) of each chart of each training scene, from the class
 /// pixel table (`scene,chart,class,pixels`; scene is the ready-to-train name).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -382,6 +402,32 @@ impl Atlas {
         }
     }
 
+    /// The test set's share of every group of a scene-level dimension: what fine-tuning draws
+    /// each group with to follow the test distribution (`finetune --balance D --weights-from`,
+    /// the page's "follow the test set"). `atlas` names the atlas in errors.
+    pub fn test_shares(
+        &self,
+        atlas: &str,
+        dimension: Dimension,
+    ) -> Result<BTreeMap<String, f64>, DatasetError> {
+        let facet: Facet = dimension.key().parse().map_err(|_| {
+            file_err(
+                atlas,
+                format!("an atlas has no {dimension} groups (it has service, region, mission, year, month and season)"),
+            )
+        })?;
+        let table = self
+            .facets
+            .iter()
+            .find(|t| t.facet == facet)
+            .ok_or_else(|| file_err(atlas, format!("has no {facet} table")))?;
+        Ok(table
+            .groups
+            .iter()
+            .map(|g| (g.group.clone(), g.test_share))
+            .collect())
+    }
+
     pub fn facet(&self, facet: Facet) -> &FacetTable {
         self.facets
             .iter()
@@ -573,6 +619,43 @@ mod tests {
             let e = parse_names("l.txt", bytes).unwrap_err().to_string();
             assert!(e.starts_with("l.txt: ") && e.contains(want), "{e}");
         }
+    }
+
+    #[test]
+    fn folder_listings_keep_scene_files_only() {
+        let files = [
+            "b_prep.nc",
+            "notes.txt",
+            "sub/a_prep.nc",
+            "a_prep.nc",
+            "x.nc.part",
+        ];
+        assert_eq!(
+            names_from_listing("dir", files.iter().map(|f| f.to_string())).unwrap(),
+            names(&["a_prep.nc", "b_prep.nc"])
+        );
+        let e = names_from_listing("dir", ["readme.md".to_string()]).unwrap_err();
+        assert_eq!(e.to_string(), "dir: holds no .nc files");
+    }
+
+    #[test]
+    fn test_shares_follow_the_facet_and_refuse_pixel_dimensions() {
+        let train = names(&["20190101T100000_dmi_prep.nc", "20190401T100000_cis_prep.nc"]);
+        let test = names(&[
+            "20200101T100000_dmi_prep.nc",
+            "20200101T110000_dmi_prep.nc",
+            "20200201T110000_cis_prep.nc",
+            "20200301T110000_cis_prep.nc",
+        ]);
+        let a = Atlas::new(&train, &test, None);
+        let s = a.test_shares("a.json", Dimension::Service).unwrap();
+        assert_eq!(s.len(), 2);
+        assert!((s["dmi"] - 0.5).abs() < 1e-12 && (s["cis"] - 0.5).abs() < 1e-12);
+        let m = a.test_shares("a.json", Dimension::Month).unwrap();
+        let jan = m.iter().find(|(g, _)| g.starts_with("01")).unwrap();
+        assert!((jan.1 - 0.5).abs() < 1e-12, "{m:?}");
+        let e = a.test_shares("a.json", Dimension::Land).unwrap_err();
+        assert!(e.to_string().starts_with("a.json: an atlas has no"), "{e}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod dataset;
 pub mod error;
 pub mod input;
+pub mod link;
 pub mod meta;
 pub mod metrics;
 pub mod nc3;

@@ -107,17 +107,28 @@ pub fn error_rgba(chart: Chart, truth: &[u8], pred: &[u8]) -> Vec<u8> {
         if *t == crate::chart::CHART_FILL {
             continue;
         }
+        let [gr, gg, gb] = palette::RIGHT;
         let rgba = if chart == Chart::SIC {
             let d = (*t as i32 - *p as i32).unsigned_abs().min(10) as f32 / 10.0;
             if d == 0.0 {
-                [40, 200, 120, 90]
+                [gr, gg, gb, 90]
             } else {
-                [255, (230.0 * (1.0 - d)) as u8, 0, (120.0 + 135.0 * d) as u8]
+                // From the ramp's middle (yellow) to its end (red) as the difference grows.
+                let [y, r] = [palette::ERROR_STOPS[1], palette::ERROR_STOPS[2]];
+                let mix =
+                    |k: usize| (f32::from(y[k]) + (f32::from(r[k]) - f32::from(y[k])) * d) as u8;
+                [
+                    mix(0),
+                    (f32::from(y[1]) * (1.0 - d)) as u8,
+                    mix(2),
+                    (120.0 + 135.0 * d) as u8,
+                ]
             }
         } else if t == p {
-            [40, 200, 120, 90]
+            [gr, gg, gb, 90]
         } else {
-            [235, 40, 40, 230]
+            let [r, g, b] = palette::WRONG;
+            [r, g, b, 230]
         };
         px.copy_from_slice(&rgba);
     }
@@ -127,14 +138,7 @@ pub fn error_rgba(chart: Chart, truth: &[u8], pred: &[u8]) -> Vec<u8> {
 /// Model confidence (softmax probability of the chosen class) as a dark-to-bright ramp:
 /// purple where the model hesitates, yellow where it is sure.
 pub fn confidence_rgba(confidence: &[f32], valid: &[f32]) -> Vec<u8> {
-    // A few stops of matplotlib's `plasma`, interpolated.
-    const STOPS: [[f32; 3]; 5] = [
-        [13.0, 8.0, 135.0],
-        [126.0, 3.0, 168.0],
-        [204.0, 71.0, 120.0],
-        [248.0, 149.0, 64.0],
-        [240.0, 249.0, 33.0],
-    ];
+    const STOPS: [[u8; 3]; 5] = palette::CONFIDENCE_STOPS;
     let mut out = vec![0u8; confidence.len() * 4];
     for ((px, c), v) in out.chunks_exact_mut(4).zip(confidence).zip(valid) {
         if *v == 0.0 {
@@ -143,21 +147,60 @@ pub fn confidence_rgba(confidence: &[f32], valid: &[f32]) -> Vec<u8> {
         let t = c.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
         let i = (t as usize).min(STOPS.len() - 2);
         let f = t - i as f32;
-        let mix = |k: usize| (STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) as u8;
+        let mix =
+            |k: usize| (f32::from(STOPS[i][k]) * (1.0 - f) + f32::from(STOPS[i + 1][k]) * f) as u8;
         px.copy_from_slice(&[mix(0), mix(1), mix(2), 255]);
     }
     out
 }
 
-/// Stops of the attention heat map (matplotlib's `inferno`), low to high; the page's legend
-/// ramp (`.attn-ramp` in style.css) uses the same.
-pub const ATTENTION_STOPS: [[u8; 3]; 5] = [
-    [0, 0, 4],
-    [87, 16, 110],
-    [188, 55, 84],
-    [249, 142, 9],
-    [252, 255, 164],
-];
+pub use palette::ATTENTION_STOPS;
+
+/// The colours that are not classes (those are [`Chart::colours`]), defined once: the layers'
+/// pixels here, the page's legends and ramps, and the legends of exported pictures all take
+/// them from this module.
+pub mod palette {
+    /// Right: the error layers' agreement, the versus layer's "the model shown is right".
+    pub const RIGHT: [u8; 3] = [40, 200, 120];
+    /// A wrong class (SOD and FLOE error layers).
+    pub const WRONG: [u8; 3] = [235, 40, 40];
+    /// Versus layer: the other model right, the one shown wrong.
+    pub const OTHER_RIGHT: [u8; 3] = [235, 60, 60];
+    /// Versus layer: both models wrong.
+    pub const BOTH_WRONG: [u8; 3] = [130, 130, 130];
+    /// The pixels of the condition picked in "Where is it worst".
+    pub const HIGHLIGHT: [u8; 3] = [255, 230, 0];
+    /// Error ramp: right (0), half wrong (0.5), wrong (1); the SIC error layer and the error
+    /// per tile.
+    pub const ERROR_STOPS: [[u8; 3]; 3] = [RIGHT, [255, 230, 0], [255, 0, 0]];
+    /// Confidence ramp, low to high: stops of matplotlib's `plasma`.
+    pub const CONFIDENCE_STOPS: [[u8; 3]; 5] = [
+        [13, 8, 135],
+        [126, 3, 168],
+        [204, 71, 120],
+        [248, 149, 64],
+        [240, 249, 33],
+    ];
+    /// Attention heat map, ψ 0 to 1: stops of matplotlib's `inferno`.
+    pub const ATTENTION_STOPS: [[u8; 3]; 5] = [
+        [0, 0, 4],
+        [87, 16, 110],
+        [188, 55, 84],
+        [249, 142, 9],
+        [252, 255, 164],
+    ];
+
+    /// `#rrggbb`.
+    pub fn hex([r, g, b]: [u8; 3]) -> String {
+        format!("#{r:02x}{g:02x}{b:02x}")
+    }
+
+    /// A CSS left-to-right gradient through the stops, for legend ramps.
+    pub fn gradient(stops: &[[u8; 3]]) -> String {
+        let stops: Vec<String> = stops.iter().map(|c| hex(*c)).collect();
+        format!("linear-gradient(90deg, {})", stops.join(", "))
+    }
+}
 
 /// An attention U-Net's ψ (stored as round(255 ψ)) as a heat map, clear where the SAR has
 /// no data.
@@ -179,8 +222,54 @@ pub fn attention_rgba(psi: &[u8], valid: &[f32]) -> Vec<u8> {
 
 /// CSS colour of a class, for legends.
 pub fn css_colour(chart: Chart, class: u8) -> String {
-    let [r, g, b] = chart.colour(class).unwrap_or([0, 0, 0]);
-    format!("#{r:02x}{g:02x}{b:02x}")
+    palette::hex(chart.colour(class).unwrap_or([0, 0, 0]))
+}
+
+/// Green where `b` (the model shown) is right and `a` wrong, red for the reverse, grey where
+/// both are wrong; clear where both are right or there is no reference.
+pub fn versus_rgba(truth: &[u8], a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut rgba = vec![0u8; truth.len() * 4];
+    for (i, px) in rgba.chunks_exact_mut(4).enumerate() {
+        let t = truth[i];
+        if t == crate::chart::CHART_FILL {
+            continue;
+        }
+        let ([r, g, bl], alpha) = match (a[i] == t, b[i] == t) {
+            (false, true) => (palette::RIGHT, 235),
+            (true, false) => (palette::OTHER_RIGHT, 235),
+            (false, false) => (palette::BOTH_WRONG, 110),
+            (true, true) => continue,
+        };
+        px.copy_from_slice(&[r, g, bl, alpha]);
+    }
+    rgba
+}
+
+/// [`palette::ERROR_STOPS`] at `e` (0 … 1, clamped), opaque.
+pub fn error_ramp(e: f32) -> [u8; 4] {
+    let e = e.clamp(0.0, 1.0);
+    let [g, y, r] = palette::ERROR_STOPS;
+    let (a, b, t) = if e < 0.5 {
+        (g, y, e * 2.0)
+    } else {
+        (y, r, (e - 0.5) * 2.0)
+    };
+    let mix = |k: usize| (f32::from(a[k]) + (f32::from(b[k]) - f32::from(a[k])) * t) as u8;
+    [mix(0), mix(1), mix(2), 255]
+}
+
+/// A translucent highlight of the pixels of a condition, everything else dimmed.
+pub fn highlight_rgba(mask: &[bool]) -> Vec<u8> {
+    let [r, g, b] = palette::HIGHLIGHT;
+    let mut rgba = vec![0u8; mask.len() * 4];
+    for (px, &m) in rgba.chunks_exact_mut(4).zip(mask) {
+        if m {
+            px.copy_from_slice(&[r, g, b, 110]);
+        } else {
+            px.copy_from_slice(&[0, 0, 0, 150]);
+        }
+    }
+    rgba
 }
 
 #[cfg(test)]
@@ -220,6 +309,28 @@ mod tests {
         assert_eq!(&c[0..4], &[13, 8, 135, 255]);
         assert_eq!(&c[4..8], &[240, 249, 33, 255]);
         assert_eq!(c[11], 0);
+    }
+
+    #[test]
+    fn versus_ramp_and_highlight_take_the_palette() {
+        let v = versus_rgba(&[1, 1, 1, 1, 255], &[2, 1, 2, 1, 0], &[1, 2, 2, 1, 0]);
+        assert_eq!(&v[0..4], &[40, 200, 120, 235]);
+        assert_eq!(&v[4..8], &[235, 60, 60, 235]);
+        assert_eq!(&v[8..12], &[130, 130, 130, 110]);
+        assert_eq!(&v[12..20], &[0u8; 8]);
+        assert_eq!(error_ramp(0.0), [40, 200, 120, 255]);
+        assert_eq!(error_ramp(0.5), [255, 230, 0, 255]);
+        assert_eq!(error_ramp(2.0), [255, 0, 0, 255]);
+        assert_eq!(error_ramp(0.25), [147, 215, 60, 255]);
+        assert_eq!(
+            highlight_rgba(&[true, false]),
+            [255, 230, 0, 110, 0, 0, 0, 150]
+        );
+        assert_eq!(
+            palette::gradient(&palette::ERROR_STOPS),
+            "linear-gradient(90deg, #28c878, #ffe600, #ff0000)"
+        );
+        assert_eq!(palette::hex(palette::CONFIDENCE_STOPS[0]), "#0d0887");
     }
 
     #[test]

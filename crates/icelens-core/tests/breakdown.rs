@@ -968,6 +968,19 @@ fn shards_merged_through_json_equal_one_accumulator() {
                 &icelens_core::metrics::confusions(scene.charts.as_ref().unwrap(), preds(pred))
             );
         }
+        // The merged counts written as one part (`merge --out`) and read back merge alone
+        // into the same result, and are told apart from other JSON.
+        let again_json = merged.to_partial().to_json();
+        assert!(looks_like_partial(again_json.as_bytes()));
+        assert!(!looks_like_partial(br#"{"title": "x", "steps": []}"#));
+        assert!(!looks_like_partial(br#"["icelens-partial"]"#));
+        let again = Partial::from_json("merged.json", again_json.as_bytes()).unwrap();
+        assert_eq!(again.shard, None);
+        let again = merge_partials(&[("merged.json".into(), again)]).unwrap();
+        assert_eq!(js(&again.models[0].accumulator.rows()), js(&whole.rows()));
+        assert_eq!(again.models[0].accumulator.scores(), whole.scores());
+        assert_eq!(again.models[0].fingerprint, "fp1");
+        assert_eq!(again.models[0].scenes, m.scenes);
         // Restricting to --by dimensions gives what an accumulator of those alone gives.
         let dims = [Dimension::Region, Dimension::Land];
         let mut only = Accumulator::new("m.pt", &dims);

@@ -10,7 +10,9 @@ use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use icelens_core::checkpoint::StateDict;
 
+use crate::arch::Architecture;
 use crate::cpu::Feature;
+use crate::infer::Forward;
 use crate::net::BurnUNet;
 use crate::unet::Outputs;
 
@@ -18,6 +20,17 @@ use crate::unet::Outputs;
 pub struct GpuUNet {
     device: Device,
     net: BurnUNet,
+}
+
+/// The page's WebGPU path in the one tile loop ([`crate::predict_scene`]).
+impl Forward for GpuUNet {
+    fn architecture(&self) -> Architecture {
+        self.net.arch()
+    }
+
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+        self.forward_with_attention_async(x).await
+    }
 }
 
 impl GpuUNet {
@@ -56,13 +69,7 @@ impl GpuUNet {
     /// first (`[1, h, w]`; empty for a plain U-Net), read back blocking (native only).
     #[cfg(not(target_family = "wasm"))]
     pub fn forward_with_attention(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
-        let (heads, psis) = self.heads(x);
-        let read = |v: Vec<Tensor<4>>| -> Result<Vec<Feature>, String> {
-            v.into_iter()
-                .map(|t| to_feature(t.dims(), t.into_data()))
-                .collect()
-        };
-        Ok((outputs(read(heads)?)?, read(psis)?))
+        burn::tensor::read_sync(self.forward_with_attention_async(x))
     }
 
     /// Forward pass with an asynchronous read-back, for the browser.

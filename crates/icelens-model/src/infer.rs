@@ -8,6 +8,7 @@
 //! agreement with whole-scene runs is 99.8 % or better (spec §f).
 
 use icelens_core::input::{Window, N_INPUT};
+use icelens_core::upload::UploadScene;
 use icelens_core::{Chart, Scene};
 
 use crate::arch::{Architecture, Kind, SicHead};
@@ -54,6 +55,21 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// The scene's entry of the challenge's upload package (what `icelens predict` and the
+    /// page's "upload package" write).
+    pub fn upload_scene<'a>(&'a self, scene: &'a Scene) -> UploadScene<'a> {
+        UploadScene {
+            scene: &scene.meta.scene,
+            lines: scene.lines,
+            samples: scene.samples,
+            charts: [
+                self.chart(Chart::SIC),
+                self.chart(Chart::SOD),
+                self.chart(Chart::FLOE),
+            ],
+        }
+    }
+
     /// An all-zero prediction of `arch`'s network, to be filled tile by tile with
     /// [`write_core`] (and [`write_attention`] for an attention U-Net).
     pub fn empty(lines: usize, samples: usize, arch: &Architecture) -> Self {
@@ -103,17 +119,70 @@ pub fn plan_tiles(lines: usize, samples: usize, opts: &InferOptions) -> Vec<(Win
     out
 }
 
-/// Runs the network over a scene. `on_tile(done, total)` is called after each tile; returning
-/// `false` cancels the run (the error is then "cancelled").
-pub fn infer_scene(
-    net: &UNet,
+/// Why a run over a scene stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InferError {
+    /// Asked to stop between tiles.
+    Cancelled,
+    /// The input, the network or its backend failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for InferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InferError::Cancelled => f.write_str("cancelled"),
+            InferError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for InferError {}
+
+impl From<String> for InferError {
+    fn from(e: String) -> Self {
+        InferError::Failed(e)
+    }
+}
+
+/// What runs the network on one window of the 24-channel input: the exact CPU path
+/// ([`UNet`]), burn on wgpu ([`crate::gpu::GpuUNet`]), or the page's CPU worker. Gives the
+/// heads and, for an attention U-Net, ψ of every expanding block (deepest first).
+// Async for the browser, where reading a GPU buffer or a worker's answer cannot block; the
+// loop runs on one thread, so the futures need not be `Send`.
+#[allow(async_fn_in_trait)]
+pub trait Forward {
+    fn architecture(&self) -> Architecture;
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String>;
+}
+
+impl Forward for UNet {
+    fn architecture(&self) -> Architecture {
+        self.arch.clone()
+    }
+
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+        Ok(match self.arch.kind {
+            Kind::Plain => (self.forward(x), Vec::new()),
+            Kind::Attention => self.forward_with_attention(x),
+        })
+    }
+}
+
+/// Runs a network over a scene, whole or tile by tile ([`plan_tiles`]), and stitches the
+/// tiles' cores into one prediction: the one tile loop of the command line, the page's WebGPU
+/// path and its CPU worker. After each tile `after_tile(done, total)` is awaited (the page
+/// shows progress and lets the browser paint there); `false` cancels the run.
+pub async fn predict_scene<N: Forward>(
+    net: &N,
     scene: &Scene,
     opts: &InferOptions,
-    on_tile: &mut dyn FnMut(usize, usize) -> bool,
-) -> Result<Prediction, String> {
+    mut after_tile: impl AsyncFnMut(usize, usize) -> bool,
+) -> Result<Prediction, InferError> {
     let (lines, samples) = (scene.lines, scene.samples);
-    let regression = net.arch.sic == SicHead::Regression;
-    let mut pred = Prediction::empty(lines, samples, &net.arch);
+    let arch = net.architecture();
+    let regression = arch.sic == SicHead::Regression;
+    let mut pred = Prediction::empty(lines, samples, &arch);
     let tiles = plan_tiles(lines, samples, opts);
     let total = tiles.len();
     let mut input = Vec::new();
@@ -126,18 +195,28 @@ pub fn infer_scene(
             w: win.width,
             data: std::mem::take(&mut input),
         };
-        let (out, psis) = match net.arch.kind {
-            Kind::Plain => (net.forward(&x), Vec::new()),
-            Kind::Attention => net.forward_with_attention(&x),
-        };
+        let (out, psis) = net.run(&x).await?;
         input = x.data;
         write_core(&mut pred, &out, win, core, regression);
         write_attention(&mut pred, &psis, win, core);
-        if !on_tile(i + 1, total) {
-            return Err("cancelled".into());
+        if !after_tile(i + 1, total).await {
+            return Err(InferError::Cancelled);
         }
     }
     Ok(pred)
+}
+
+/// [`predict_scene`] with the exact CPU network, on this thread (its forward pass never
+/// waits, so this works in wasm too). `on_tile(done, total)` after each tile; `false` cancels.
+pub fn infer_scene(
+    net: &UNet,
+    scene: &Scene,
+    opts: &InferOptions,
+    on_tile: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Prediction, InferError> {
+    burn::tensor::read_sync(predict_scene(net, scene, opts, async |done, total| {
+        on_tile(done, total)
+    }))
 }
 
 /// Copies the core of a tile's outputs into the scene-wide prediction: argmax class (first

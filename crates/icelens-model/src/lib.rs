@@ -16,7 +16,6 @@ pub mod gpu;
 pub mod infer;
 pub mod net;
 mod rng;
-pub mod subset;
 pub mod train;
 pub mod unet;
 
@@ -24,11 +23,14 @@ pub mod unet;
 pub use burn;
 
 pub use arch::{Architecture, Kind, SicHead};
-pub use infer::{infer_scene, InferOptions, Prediction};
+pub use infer::{infer_scene, predict_scene, Forward, InferError, InferOptions, Prediction};
 pub use net::BurnUNet;
-pub use subset::{balance_weights, prepare_from, sample_from, share_weights, Area, Source};
 pub use train::{
-    prepare_patches, sample_patches, split_validation, Freeze, Patch, StepReport, TrainConfig,
-    TrainEvent, TrainState, Trainer, ValReport,
+    balance_weights, prepare_from, prepare_patches, sample_from, sample_patches, share_weights,
+    Area, Source,
+};
+pub use train::{
+    split_validation, Freeze, Patch, StepReport, TrainConfig, TrainEvent, TrainState, Trainer,
+    ValReport,
 };
 pub use unet::{Outputs, UNet};

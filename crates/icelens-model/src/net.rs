@@ -812,19 +812,15 @@ impl BurnUNet {
         })
     }
 
-    /// The weights as a PyTorch state_dict: exactly the keys, shapes and order of the
-    /// challenge's `UNet` or the team's `UNetAttention` (114 entries for pizza_marinara),
-    /// `num_batches_tracked` as integer buffers. Blocking read-back (native only).
+    /// [`Self::to_state_dict_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
     pub fn to_state_dict(&self) -> Result<StateDict, String> {
-        let (all, layout, ints) = self.export_parts();
-        let data = all
-            .try_into_data()
-            .map_err(|e| format!("reading the weights back: {e:?}"))?;
-        Self::assemble(data, layout, ints)
+        burn::tensor::read_sync(self.to_state_dict_async())
     }
 
-    /// [`Self::to_state_dict`] with an asynchronous read-back, for the browser.
+    /// The weights as a PyTorch state_dict: exactly the keys, shapes and order of the
+    /// challenge's `UNet` or the team's `UNetAttention` (114 entries for pizza_marinara),
+    /// `num_batches_tracked` as integer buffers.
     pub async fn to_state_dict_async(&self) -> Result<StateDict, String> {
         let (all, layout, ints) = self.export_parts();
         let data = all

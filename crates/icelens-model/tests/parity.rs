@@ -146,7 +146,7 @@ fn tiled_runs_agree_with_whole_runs_and_can_be_cancelled() {
         n += 1;
         n < 2
     });
-    assert_eq!(cancelled.unwrap_err(), "cancelled");
+    assert_eq!(cancelled.unwrap_err(), icelens_model::InferError::Cancelled);
     assert_eq!(n, 2);
 }
 

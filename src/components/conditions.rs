@@ -7,18 +7,17 @@
 use std::sync::Arc;
 
 use icelens_core::breakdown::{
-    class_name, condition_mask, dataset_histograms, tile_errors, worst_tile, Accumulator, ClassRow,
-    Comparison, ComparisonRow, Condition, Dimension, Metric,
+    class_name, condition_mask, dataset_histograms, merge_partials, tile_errors, worst_tile,
+    Accumulator, ClassRow, Comparison, ComparisonRow, Condition, Dimension, Metric, Partial,
+    PartialError,
 };
 use icelens_core::{plots, Chart, Scene};
 use leptos::prelude::*;
 use serde::Serialize;
 
+use crate::components::viewer::ViewState;
 use crate::inference::{Model, Run};
-use crate::viewer::ViewState;
-
-/// Cell size of the tile error map and of the "worst tile" a condition jumps to.
-pub const TILE: usize = 64;
+use crate::layers::TILE;
 
 /// Every model's accumulator over the labelled scenes it has run on, in model order.
 pub fn accumulate(
@@ -51,6 +50,75 @@ pub fn accumulate(
         .collect()
 }
 
+/// Adds a result file (`evaluate --partial`, `merge --out`) to those loaded, if it pools with
+/// them as `icelens merge` would; a shard still missing is fine (the table waits for it).
+pub fn add_result(
+    results: &mut Vec<(String, Partial)>,
+    name: String,
+    part: Partial,
+) -> Result<(), String> {
+    if results.iter().any(|(n, _)| *n == name) {
+        return Err(format!("{name}: is loaded already"));
+    }
+    let mut with = results.clone();
+    with.push((name, part));
+    match merge_partials(&with) {
+        Ok(_) | Err(PartialError::MissingShard { .. }) => {
+            *results = with;
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "{e} (\"Clear loaded results\" in \"Where is it worst\" starts another set)"
+        )),
+    }
+}
+
+/// The loaded results pooled, one accumulator per model, named apart from the page's own
+/// runs; nothing while a shard is missing.
+pub fn loaded(results: &[(String, Partial)]) -> Vec<(Accumulator, Vec<ClassRow>)> {
+    if results.is_empty() {
+        return vec![];
+    }
+    let Ok(merged) = merge_partials(results) else {
+        return vec![];
+    };
+    merged
+        .models
+        .into_iter()
+        .map(|m| {
+            let mut acc = m.accumulator;
+            acc.set_model(format!("{} (loaded)", m.name));
+            let classes = acc.class_rows();
+            (acc, classes)
+        })
+        .collect()
+}
+
+/// One line on the loaded results: what they hold, or what is still missing.
+fn results_status(results: &[(String, Partial)]) -> Option<String> {
+    if results.is_empty() {
+        return None;
+    }
+    let files: Vec<&str> = results.iter().map(|(n, _)| n.as_str()).collect();
+    let files = files.join(", ");
+    Some(match merge_partials(results) {
+        Ok(m) => {
+            let models: Vec<&str> = m.models.iter().map(|x| x.name.as_str()).collect();
+            let failed = if m.failed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} could not be scored", m.failed.len())
+            };
+            format!(
+                "Loaded results from {files}: {} scenes{failed}, {}",
+                m.scenes.len(),
+                models.join(", ")
+            )
+        }
+        Err(e) => format!("Loaded results from {files}: {e}"),
+    })
+}
+
 #[derive(Serialize)]
 struct Export<'a> {
     ranked_by: Metric,
@@ -60,7 +128,7 @@ struct Export<'a> {
 }
 
 fn download(name: &str, mime: &str, text: &str) {
-    crate::files::download(name, mime, text.as_bytes());
+    crate::browser::files::download(name, mime, text.as_bytes());
 }
 
 /// Higher scores are better: a positive difference is an improvement.
@@ -93,6 +161,8 @@ pub fn ConditionsPanel(
     highlight: RwSignal<Option<Arc<Vec<bool>>>>,
     /// The condition picked in the table: highlighted here, a subset for fine-tuning.
     selected: RwSignal<Option<Condition>>,
+    /// Results loaded from files, shown as columns of their own.
+    results: RwSignal<Vec<(String, Partial)>>,
 ) -> impl IntoView {
     let rank = RwSignal::new(Metric::Combined);
     let only: RwSignal<Option<Dimension>> = RwSignal::new(None);
@@ -188,9 +258,15 @@ pub fn ConditionsPanel(
         <section class="conditions" data-testid="conditions">
             <h2>"Where is it worst"</h2>
             {move || {
-                let n = breakdown.with(|b| b.first().map(|(a, _)| a.scenes().len()).unwrap_or(0));
+                let n = breakdown.with(|b| b.iter().map(|(a, _)| a.scenes().len()).max().unwrap_or(0));
                 (n == 0).then(|| view! { <p class="hint">"Load labelled scenes and a model: every scene is scored, and the conditions it covers are ranked here, worst first."</p> })
             }}
+            {move || results.with(|r| results_status(r)).map(|status| view! {
+                <p class="hint loaded-results" data-testid="loaded-results">
+                    {status}" "
+                    <button data-testid="clear-results" on:click=move |_| results.set(vec![])>"Clear loaded results"</button>
+                </p>
+            })}
             <div class="condition-tools">
                 <label>"Rank by "
                     <select data-testid="rank-select" on:change=move |ev| rank.set(event_target_value(&ev).parse().unwrap_or(Metric::Combined))>
@@ -228,21 +304,22 @@ pub fn ConditionsPanel(
                         rows.get().into_iter().map(|r| {
                             let cond = Condition::new(r.dimension, r.group.clone());
                             let active = sel.as_ref() == Some(&cond);
-                            let first = r.models.first().cloned().flatten();
+                            let first = r.models.iter().flatten().next().cloned();
                             let small = r.models.iter().flatten().any(|c| c.small);
                             let pixels = first.as_ref().map(|c| *c.pixels.iter().max().unwrap_or(&0)).unwrap_or(0);
                             let scenes_n = first.as_ref().map(|c| c.scenes).unwrap_or(0);
-                            let cells: Vec<_> = r.models.iter().map(|cell| match cell {
+                            let names = comparison.with(|c| c.models.clone());
+                            let cells: Vec<_> = r.models.iter().zip(names).map(|(cell, name)| match cell {
                                 Some(c) => {
                                     let d = c.diff.as_ref().map(|d| by.of(d)).filter(|d| !d.is_nan());
                                     view! {
-                                        <td class="num" data-model-score=format!("{}", by.of(&c.scores))>
+                                        <td class="num" data-model=name data-model-score=format!("{}", by.of(&c.scores))>
                                             {fmt(by.of(&c.scores))}
                                             {d.map(|d| view! { <span class=diff_class(d)>{format!("{d:+.3}")}</span> })}
                                         </td>
                                     }.into_any()
                                 }
-                                None => view! { <td class="num">"—"</td> }.into_any(),
+                                None => view! { <td class="num" data-model=name>"—"</td> }.into_any(),
                             }).collect();
                             view! {
                                 <tr data-testid="condition-row" data-dimension=r.dimension.key() data-group=r.group.clone()
@@ -306,5 +383,45 @@ fn DatasetBars(scenes: RwSignal<Vec<Arc<Scene>>>) -> impl IntoView {
                 {charts}
             </details>
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use icelens_core::shard::Shard;
+
+    fn part(k: usize, model: &str) -> Partial {
+        let mut p = Partial::new(Some(Shard::new(k, 3).unwrap()), &Dimension::ALL);
+        p.push_model(format!("fp-{model}"), &Accumulator::all(model), &[]);
+        p
+    }
+
+    #[test]
+    fn loaded_results_wait_for_every_shard_and_refuse_another_run() {
+        let mut r = vec![];
+        add_result(&mut r, "p1.json".into(), part(1, "m.pt")).unwrap();
+        add_result(&mut r, "p2.json".into(), part(2, "m.pt")).unwrap();
+        assert!(loaded(&r).is_empty(), "a shard is missing");
+        let status = results_status(&r).unwrap();
+        assert!(
+            status.contains("p1.json, p2.json") && status.contains("3/3 is missing"),
+            "{status}"
+        );
+        let e = add_result(&mut r, "p2.json".into(), part(3, "m.pt")).unwrap_err();
+        assert!(e.contains("p2.json: is loaded already"), "{e}");
+        let e = add_result(&mut r, "again.json".into(), part(1, "m.pt")).unwrap_err();
+        assert!(
+            e.contains("again.json") && e.contains("Clear loaded results"),
+            "{e}"
+        );
+        let e = add_result(&mut r, "other.json".into(), part(3, "n.pt")).unwrap_err();
+        assert!(e.contains("other.json"), "{e}");
+        assert_eq!(r.len(), 2, "refused parts are not kept");
+        add_result(&mut r, "p3.json".into(), part(3, "m.pt")).unwrap();
+        let l = loaded(&r);
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].0.model(), "m.pt (loaded)");
+        assert!(results_status(&r).unwrap().contains("0 scenes, m.pt"));
     }
 }

@@ -3,18 +3,11 @@
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::browser::js::js_err;
+
 /// Largest file the page accepts. A real scene is 100-200 MB; its decoded arrays take about
 /// 19 bytes a pixel on top, and wasm32 memory ends at 4 GB.
 pub const MAX_FILE_BYTES: f64 = 600.0 * 1024.0 * 1024.0;
-
-fn js_err(e: wasm_bindgen::JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .unwrap_or_else(|| "unknown browser error".into())
-}
 
 /// Reads the whole content of a user's file.
 pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {

@@ -8,6 +8,8 @@
 //! adds a rejection: the patch's centre must be one of its pixels. Reweighting draws sources
 //! with unequal probabilities, like the team's reweighting sampler, so that a rare service or
 //! region is seen as often as a common one.
+//!
+//! A patch ([`Patch`]) is the 24-channel input of a window with its three charts.
 
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use icelens_core::chart::CHART_FILL;
 use icelens_core::input::Window;
 use icelens_core::{Chart, Scene};
 
-use crate::train::{split_validation, Patch, SplitMix64, TrainConfig};
+use super::{SplitMix64, TrainConfig};
 
 /// Where in a scene patches may come from.
 #[derive(Debug, Clone, Default)]
@@ -149,10 +151,43 @@ pub fn share_weights(
     Ok(weights)
 }
 
+/// Random `size x size` training patches as the starter kit draws them (spec §b.4): a scene
+/// uniformly at random (with replacement) for every draw, `row`, `col` uniform in
+/// `[0, lines - size)` and `[0, samples - size)` (0 when the side equals `size`), and a patch is
+/// rejected unless more than one SIC pixel differs from 255. Scenes without charts or smaller
+/// than `size` are never drawn. Deterministic for a seed.
+///
+/// The input is the inference-time one ([`Scene::input_window`]: the 2 km grid stretched over
+/// the whole scene), not the training loader's 11-cell crop (see the module notes). Gives up
+/// after `100 * n + 1000` draws and returns the patches found so far (fewer than `n` when the
+/// scenes are mostly unlabelled); an error when none of the scenes can give a patch.
+pub fn sample_patches(
+    scenes: &[&Scene],
+    n: usize,
+    size: usize,
+    seed: u64,
+) -> Result<Vec<Patch>, String> {
+    let sources: Vec<Source> = scenes.iter().map(|s| Source::whole(s)).collect();
+    sample_from(&sources, n, size, seed)
+}
+
+/// Training and validation patches for a run: `n` patches of `config.patch_size` in all,
+/// `config.val_fraction` of them for validation, seeded by `config.seed`. With two or more
+/// labelled scenes the scenes are split (validation patches come from scenes the model does
+/// not train on, as in the challenge); with one, its patches are.
+pub fn prepare_patches(
+    scenes: &[&Scene],
+    n: usize,
+    config: &TrainConfig,
+) -> Result<(Vec<Patch>, Vec<Patch>), String> {
+    let sources: Vec<Source> = scenes.iter().map(|s| Source::whole(s)).collect();
+    prepare_from(&sources, n, config)
+}
+
 /// Random `size x size` patches from the sources, `n` of them when the data allows: the
 /// starter kit's rule (see the module notes) within each source's area. Gives up after
 /// `100 * n + 1000` draws; an error when no source can give a patch. With every source
-/// whole and weighted 1 it draws exactly what [`crate::sample_patches`] draws for the same
+/// whole and weighted 1 it is [`sample_patches`], the starter kit's draw, for the same
 /// seed.
 pub fn sample_from(
     sources: &[Source],
@@ -235,7 +270,7 @@ pub fn sample_from(
     Ok(out)
 }
 
-/// Training and validation patches from sources, as [`crate::prepare_patches`] does from
+/// Training and validation patches from sources, as [`prepare_patches`] does from
 /// whole scenes: with two or more usable sources the sources are split, so validation
 /// patches come from scenes (or areas) the model does not train on; with one, its patches are.
 pub fn prepare_from(
@@ -255,4 +290,70 @@ pub fn prepare_from(
         let all = sample_from(&usable, n, size, config.seed)?;
         Ok(split_validation(all, config.val_fraction, config.seed))
     }
+}
+
+/// One training example: the 24-channel input and the three charts of a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Patch {
+    pub height: usize,
+    pub width: usize,
+    /// `[24, height, width]`, channel-major, as [`Scene::input_window`] builds it.
+    pub x: Vec<f32>,
+    /// SIC, SOD, FLOE class indices, `height * width` each, 255 where unlabelled.
+    pub y: [Vec<u8>; 3],
+}
+
+impl Patch {
+    /// The patch of a window of a labelled scene.
+    pub fn from_window(scene: &Scene, w: Window) -> Result<Patch, String> {
+        let charts = scene
+            .charts
+            .as_ref()
+            .ok_or("the scene has no ice charts (a test-set file)")?;
+        let x = scene.input_window(w)?;
+        let crop = |c: &Vec<u8>| {
+            let mut out = Vec::with_capacity(w.pixels());
+            for r in w.row..w.row + w.height {
+                let s = r * scene.samples + w.col;
+                out.extend_from_slice(&c[s..s + w.width]);
+            }
+            out
+        };
+        Ok(Patch {
+            height: w.height,
+            width: w.width,
+            x,
+            y: [crop(&charts[0]), crop(&charts[1]), crop(&charts[2])],
+        })
+    }
+
+    /// Pixels with a SIC label.
+    pub fn labelled_sic(&self) -> usize {
+        self.y[0].iter().filter(|v| **v != CHART_FILL).count()
+    }
+}
+
+/// Splits items into (training, validation), `fraction` of them (rounded, at least one when
+/// `fraction > 0` and there are two or more, never all) drawn for validation with `seed`; both
+/// keep the input order. Use it on scenes when there are several, so that validation patches
+/// come from scenes the model does not train on, or on patches otherwise.
+pub fn split_validation<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
+    let n = items.len();
+    let mut k = (n as f64 * fraction.clamp(0.0, 1.0)).round() as usize;
+    if fraction > 0.0 && n >= 2 {
+        k = k.max(1);
+    }
+    k = k.min(n.saturating_sub(1));
+    let mut idx: Vec<usize> = (0..n).collect();
+    SplitMix64::new(seed).shuffle(&mut idx);
+    let val: std::collections::BTreeSet<usize> = idx[..k].iter().copied().collect();
+    let (mut train, mut valid) = (Vec::new(), Vec::new());
+    for (i, item) in items.into_iter().enumerate() {
+        if val.contains(&i) {
+            valid.push(item);
+        } else {
+            train.push(item);
+        }
+    }
+    (train, valid)
 }

@@ -1,279 +1,18 @@
-//! Training and fine-tuning the challenge U-Net on burn's autodiff (spec §b.4, §d, §d.5).
-//!
-//! The network is [`BurnUNet`] ([`crate::net`]), plain or with attention gates, on the autodiff
-//! device; it exports PyTorch state_dicts with the keys and order the notebooks load.
-//!
-//! [`Trainer`] runs the challenge's recipe (Adam, lr 1e-4, betas 0.9/0.999, eps 1e-8,
-//! cross-entropy per chart ignoring 255, summed) one step per call, so that a browser page can
-//! yield between steps, show progress, pause and cancel; natively [`Trainer::run`] loops.
-//!
-//! The autodiff device is the model's device with autodiff enabled: in burn 0.22
-//! `burn::tensor::Device::autodiff(self)` wraps any device (`DispatchDevice::Autodiff`); tensors
-//! created on it take part in the graph, and [`Module::valid`] gives a copy on the plain
-//! device for evaluation.
-//!
-//! Differences from the challenge's training, on purpose:
-//! - float32 throughout (the starter kit trains under `torch.cuda.amp.autocast`);
-//! - patches are pre-sampled ([`sample_patches`]) and batches drawn from them without
-//!   replacement, where the starter kit draws a fresh random crop for every item;
-//! - the 2 km channels of a patch are those of the inference-time input
-//!   ([`Scene::input_window`]), not the training loader's 11-cell crop stretched to 256 px
-//!   (spec §b.4's quirk, which misregisters AMSR2/ERA5 by up to one cell): the model is trained
-//!   on exactly what icelens later runs it on.
+//! The recipe ([`TrainConfig`]), Adam, and the step-by-step [`Trainer`] with its reports.
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::activation::log_softmax;
+#[cfg(not(target_family = "wasm"))]
+use burn::tensor::read_sync;
 use burn::tensor::{Device, Int, Tensor, TensorData};
-
-use icelens_core::chart::CHART_FILL;
-use icelens_core::input::{Window, N_INPUT};
+use icelens_core::input::N_INPUT;
 use icelens_core::metrics::{Confusion, Scores};
-use icelens_core::{Chart, Scene};
 
+use super::losses::*;
+use super::patches::Patch;
+use super::SplitMix64;
 use crate::arch::SicHead;
-pub use crate::net::{BurnUNet, Freeze};
-pub(crate) use crate::rng::SplitMix64;
-
-// ---------------------------------------------------------------------------------------------
-// Data.
-
-/// One training example: the 24-channel input and the three charts of a window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Patch {
-    pub height: usize,
-    pub width: usize,
-    /// `[24, height, width]`, channel-major, as [`Scene::input_window`] builds it.
-    pub x: Vec<f32>,
-    /// SIC, SOD, FLOE class indices, `height * width` each, 255 where unlabelled.
-    pub y: [Vec<u8>; 3],
-}
-
-impl Patch {
-    /// The patch of a window of a labelled scene.
-    pub fn from_window(scene: &Scene, w: Window) -> Result<Patch, String> {
-        let charts = scene
-            .charts
-            .as_ref()
-            .ok_or("the scene has no ice charts (a test-set file)")?;
-        let x = scene.input_window(w)?;
-        let crop = |c: &Vec<u8>| {
-            let mut out = Vec::with_capacity(w.pixels());
-            for r in w.row..w.row + w.height {
-                let s = r * scene.samples + w.col;
-                out.extend_from_slice(&c[s..s + w.width]);
-            }
-            out
-        };
-        Ok(Patch {
-            height: w.height,
-            width: w.width,
-            x,
-            y: [crop(&charts[0]), crop(&charts[1]), crop(&charts[2])],
-        })
-    }
-
-    /// Pixels with a SIC label.
-    pub fn labelled_sic(&self) -> usize {
-        self.y[0].iter().filter(|v| **v != CHART_FILL).count()
-    }
-}
-
-/// Random `size x size` training patches as the starter kit draws them (spec §b.4): a scene
-/// uniformly at random (with replacement) for every draw, `row`, `col` uniform in
-/// `[0, lines - size)` and `[0, samples - size)` (0 when the side equals `size`), and a patch is
-/// rejected unless more than one SIC pixel differs from 255. Scenes without charts or smaller
-/// than `size` are never drawn. Deterministic for a seed.
-///
-/// The input is the inference-time one ([`Scene::input_window`]: the 2 km grid stretched over
-/// the whole scene), not the training loader's 11-cell crop (see the module notes). Gives up
-/// after `100 * n + 1000` draws and returns the patches found so far (fewer than `n` when the
-/// scenes are mostly unlabelled); an error when none of the scenes can give a patch.
-pub fn sample_patches(
-    scenes: &[&Scene],
-    n: usize,
-    size: usize,
-    seed: u64,
-) -> Result<Vec<Patch>, String> {
-    if size == 0 {
-        return Err("patch size 0".into());
-    }
-    let usable: Vec<&Scene> = scenes
-        .iter()
-        .copied()
-        .filter(|s| s.charts.is_some() && s.lines >= size && s.samples >= size)
-        .collect();
-    if usable.is_empty() {
-        return Err(format!(
-            "no labelled scene of at least {size} x {size} pixels to draw patches from"
-        ));
-    }
-    let mut rng = SplitMix64::new(seed);
-    let mut out = Vec::with_capacity(n);
-    let mut draws = 0;
-    while out.len() < n && draws < 100 * n + 1000 {
-        draws += 1;
-        let scene = usable[rng.below(usable.len())];
-        let pick = |rng: &mut SplitMix64, len: usize| {
-            if len > size {
-                rng.below(len - size)
-            } else {
-                0
-            }
-        };
-        let row = pick(&mut rng, scene.lines);
-        let col = pick(&mut rng, scene.samples);
-        let sic = scene.chart(Chart::SIC).expect("usable scenes have charts");
-        let labelled = (row..row + size)
-            .map(|r| {
-                sic[r * scene.samples + col..r * scene.samples + col + size]
-                    .iter()
-                    .filter(|v| **v != CHART_FILL)
-                    .count()
-            })
-            .sum::<usize>();
-        if labelled <= 1 {
-            continue;
-        }
-        out.push(Patch::from_window(
-            scene,
-            Window::new(row, col, size, size),
-        )?);
-    }
-    Ok(out)
-}
-
-/// Splits items into (training, validation), `fraction` of them (rounded, at least one when
-/// `fraction > 0` and there are two or more, never all) drawn for validation with `seed`; both
-/// keep the input order. Use it on scenes when there are several, so that validation patches
-/// come from scenes the model does not train on, or on patches otherwise.
-pub fn split_validation<T>(items: Vec<T>, fraction: f64, seed: u64) -> (Vec<T>, Vec<T>) {
-    let n = items.len();
-    let mut k = (n as f64 * fraction.clamp(0.0, 1.0)).round() as usize;
-    if fraction > 0.0 && n >= 2 {
-        k = k.max(1);
-    }
-    k = k.min(n.saturating_sub(1));
-    let mut idx: Vec<usize> = (0..n).collect();
-    SplitMix64::new(seed).shuffle(&mut idx);
-    let val: std::collections::BTreeSet<usize> = idx[..k].iter().copied().collect();
-    let (mut train, mut valid) = (Vec::new(), Vec::new());
-    for (i, item) in items.into_iter().enumerate() {
-        if val.contains(&i) {
-            valid.push(item);
-        } else {
-            train.push(item);
-        }
-    }
-    (train, valid)
-}
-
-/// Training and validation patches for a run: `n` patches of `config.patch_size` in all,
-/// `config.val_fraction` of them for validation, seeded by `config.seed`. With two or more
-/// labelled scenes the scenes are split (validation patches come from scenes the model does
-/// not train on, as in the challenge); with one, its patches are.
-pub fn prepare_patches(
-    scenes: &[&Scene],
-    n: usize,
-    config: &TrainConfig,
-) -> Result<(Vec<Patch>, Vec<Patch>), String> {
-    let size = config.patch_size;
-    let labelled: Vec<&Scene> = scenes
-        .iter()
-        .copied()
-        .filter(|s| s.charts.is_some() && s.lines >= size && s.samples >= size)
-        .collect();
-    let n_val = ((n as f64) * config.val_fraction.clamp(0.0, 1.0)).round() as usize;
-    if labelled.len() >= 2 && n_val > 0 {
-        let (train_scenes, val_scenes) =
-            split_validation(labelled, config.val_fraction, config.seed);
-        let train = sample_patches(&train_scenes, n - n_val, size, config.seed)?;
-        let val = sample_patches(&val_scenes, n_val, size, config.seed ^ 0x5EED)?;
-        Ok((train, val))
-    } else {
-        let all = sample_patches(&labelled, n, size, config.seed)?;
-        Ok(split_validation(all, config.val_fraction, config.seed))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Losses.
-
-/// Sum over labelled pixels (not 255, and a valid class of the head) of `-log softmax(logits)`
-/// at the target class, and how many pixels that is. `logits` `[B, C, H, W]`, `target`
-/// `B * H * W` class indices.
-pub fn cross_entropy_sum(logits: Tensor<4>, target: &[u8]) -> (Tensor<1>, usize) {
-    let [b, c, h, w] = logits.dims();
-    assert_eq!(target.len(), b * h * w, "one target per pixel");
-    let device = logits.device();
-    let mut idx = Vec::with_capacity(target.len());
-    let mut mask = Vec::with_capacity(target.len());
-    let mut count = 0;
-    for &t in target {
-        let ok = t != CHART_FILL && (t as usize) < c;
-        count += ok as usize;
-        idx.push(if ok { t as i32 } else { 0 });
-        mask.push(if ok { 1f32 } else { 0.0 });
-    }
-    let idx = Tensor::<4, Int>::from_data(TensorData::new(idx, [b, 1, h, w]), &device);
-    let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, 1, h, w]), &device);
-    let picked = log_softmax(logits, 1).gather(1, idx);
-    (picked.mul(mask).sum().neg(), count)
-}
-
-/// Sum over labelled pixels of `(prediction - class index)^2` for a one-channel regression
-/// head, and how many pixels that is.
-pub fn squared_error_sum(pred: Tensor<4>, target: &[u8]) -> (Tensor<1>, usize) {
-    let [b, c, h, w] = pred.dims();
-    assert_eq!(c, 1, "a regression head has one channel");
-    assert_eq!(target.len(), b * h * w, "one target per pixel");
-    let device = pred.device();
-    let mut t = Vec::with_capacity(target.len());
-    let mut mask = Vec::with_capacity(target.len());
-    let mut count = 0;
-    for &v in target {
-        let ok = v != CHART_FILL;
-        count += ok as usize;
-        t.push(if ok { v as f32 } else { 0.0 });
-        mask.push(if ok { 1f32 } else { 0.0 });
-    }
-    let t = Tensor::<4>::from_data(TensorData::new(t, [b, 1, h, w]), &device);
-    let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, 1, h, w]), &device);
-    (pred.sub(t).mul(mask).square().sum(), count)
-}
-
-/// `CrossEntropyLoss(ignore_index=255)` with PyTorch's mean reduction: the mean over the
-/// labelled pixels; `None` when there are none (PyTorch gives NaN).
-pub fn masked_cross_entropy(logits: Tensor<4>, target: &[u8]) -> Option<Tensor<1>> {
-    let (sum, n) = cross_entropy_sum(logits, target);
-    (n > 0).then(|| sum.div_scalar(n as f64))
-}
-
-/// The fork's regression loss: `MSELoss` over the labelled pixels; `None` when there are none.
-pub fn masked_mse(pred: Tensor<4>, target: &[u8]) -> Option<Tensor<1>> {
-    let (sum, n) = squared_error_sum(pred, target);
-    (n > 0).then(|| sum.div_scalar(n as f64))
-}
-
-/// Per-chart loss sums and labelled-pixel counts of a batch: cross-entropy for classification
-/// heads, squared error for a regression SIC head.
-pub fn chart_loss_sums(
-    outputs: [Tensor<4>; 3],
-    targets: &[Vec<u8>; 3],
-    sic: SicHead,
-) -> ([Tensor<1>; 3], [usize; 3]) {
-    let [o_sic, o_sod, o_floe] = outputs;
-    let (s0, n0) = match sic {
-        SicHead::Classification => cross_entropy_sum(o_sic, &targets[0]),
-        SicHead::Regression => squared_error_sum(o_sic, &targets[0]),
-    };
-    let (s1, n1) = cross_entropy_sum(o_sod, &targets[1]);
-    let (s2, n2) = cross_entropy_sum(o_floe, &targets[2]);
-    ([s0, s1, s2], [n0, n1, n2])
-}
-
-// ---------------------------------------------------------------------------------------------
-// Training.
+use crate::net::{BurnUNet, Freeze};
 
 /// The training recipe. Defaults are the starter kit's (spec §b.1).
 #[derive(Debug, Clone, PartialEq)]
@@ -285,9 +24,9 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Training steps between validations (`epoch_len`, 500).
     pub steps_per_epoch: usize,
-    /// Side of the training patches (256), for [`prepare_patches`].
+    /// Side of the training patches (256), for [`crate::prepare_patches`].
     pub patch_size: usize,
-    /// Share of the data held out for validation, for [`prepare_patches`].
+    /// Share of the data held out for validation, for [`crate::prepare_patches`].
     pub val_fraction: f64,
     /// Stop after this many validations without a new best; 0: never stop early.
     pub patience: usize,
@@ -629,14 +368,10 @@ impl Trainer {
         })
     }
 
-    /// One training step with a blocking read-back of its loss (native only).
+    /// [`Self::step_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
     pub fn step(&mut self) -> Result<StepReport, String> {
-        let (t, counts) = self.step_tensors();
-        let data = t
-            .try_into_data()
-            .map_err(|e| format!("reading the loss back: {e:?}"))?;
-        self.finish_step(data, counts)
+        read_sync(self.step_async())
     }
 
     /// One training step, reading its loss back asynchronously (the browser's way).
@@ -781,29 +516,14 @@ impl Trainer {
         }
     }
 
-    /// Evaluates the validation patches (eval mode, running statistics), closes the epoch,
-    /// keeps the weights if they are the best so far and updates early stopping. Blocking
-    /// read-back (native only).
+    /// [`Self::validate_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
     pub fn validate(&mut self) -> Result<ValReport, String> {
-        let sums = match self.val_tensors() {
-            Some(t) => Some(
-                self.read_val(
-                    t.sums
-                        .try_into_data()
-                        .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
-                    t.classes
-                        .try_into_data()
-                        .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
-                    t.counts,
-                )?,
-            ),
-            None => None,
-        };
-        Ok(self.finish_validation(sums))
+        read_sync(self.validate_async())
     }
 
-    /// [`Self::validate`] with an asynchronous read-back, for the browser.
+    /// Evaluates the validation patches (eval mode, running statistics), closes the epoch,
+    /// keeps the weights if they are the best so far and updates early stopping.
     pub async fn validate_async(&mut self) -> Result<ValReport, String> {
         let sums = match self.val_tensors() {
             Some(t) => Some(
@@ -824,26 +544,14 @@ impl Trainer {
         Ok(self.finish_validation(sums))
     }
 
-    /// The validation loss and scores of the model as it is, without closing an epoch: the
-    /// "before" of a fine-tuning run. `None` without validation patches. Native only.
+    /// [`Self::baseline_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
     pub fn baseline(&self) -> Result<Option<Baseline>, String> {
-        let Some(t) = self.val_tensors() else {
-            return Ok(None);
-        };
-        let v = self.read_val(
-            t.sums
-                .try_into_data()
-                .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
-            t.classes
-                .try_into_data()
-                .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
-            t.counts,
-        )?;
-        Ok(Some(self.baseline_report(&v)))
+        read_sync(self.baseline_async())
     }
 
-    /// [`Self::baseline`] with an asynchronous read-back, for the browser.
+    /// The validation loss and scores of the model as it is, without closing an epoch: the
+    /// "before" of a fine-tuning run. `None` without validation patches.
     pub async fn baseline_async(&self) -> Result<Option<Baseline>, String> {
         let Some(t) = self.val_tensors() else {
             return Ok(None);

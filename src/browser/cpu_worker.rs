@@ -18,9 +18,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::inference::Model;
-
-const WORKER_URL: &str = "./icelens-worker_loader.js";
+use crate::browser::js::{get, set, start_worker};
+use crate::model::Model;
 
 type Handler = Closure<dyn FnMut(JsValue)>;
 type Pending = Rc<RefCell<HashMap<u32, (js_sys::Function, js_sys::Function)>>>;
@@ -40,20 +39,8 @@ thread_local! {
     static WORKER: RefCell<Option<Rc<CpuWorker>>> = const { RefCell::new(None) };
 }
 
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
-fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
-    let _ = Reflect::set(o, &k.into(), &v.into());
-}
-
 fn start() -> Result<Rc<CpuWorker>, String> {
-    let ctor: js_sys::Function = get(&js_sys::global(), "Worker")
-        .dyn_into()
-        .map_err(|_| "this browser cannot start a Web Worker".to_string())?;
-    let worker = Reflect::construct(&ctor, &js_sys::Array::of1(&WORKER_URL.into()))
-        .map_err(|e| format!("the CPU worker did not start ({e:?})"))?;
+    let worker = start_worker().map_err(|e| format!("CPU inference: {e}"))?;
     let pending: Pending = Rc::default();
     let ready_slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
     let ready = {
@@ -195,7 +182,7 @@ fn feature(head: &JsValue) -> Result<Feature, String> {
 
 /// Whether the page can run the network in a worker.
 pub fn available() -> bool {
-    crate::decode::available()
+    crate::browser::decode::available()
 }
 
 /// The model's three heads for one input tile, computed in the worker.

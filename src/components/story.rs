@@ -17,11 +17,12 @@ use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 
-use crate::files::download;
-use crate::files::{file_list, read_file};
-use crate::inference::Model;
+use crate::browser::files::download;
+use crate::browser::files::{file_list, read_file};
+use crate::browser::js::field;
+use crate::components::viewer::ViewState;
 use crate::layers::Layer;
-use crate::viewer::ViewState;
+use crate::model::Model;
 
 /// The story shipped with the page, over the demo scene and model.
 pub const DEMO_STORY: &str = "assets/demo/story.json";
@@ -29,10 +30,11 @@ pub const DEMO_STORY: &str = "assets/demo/story.json";
 const SAVE_NAME: &str = "icelens-story.json";
 /// Side panels a step can show beside the picture while presenting. Other names (from a
 /// newer page) are kept in the step and fall back to the legend.
-const PANELS: [(&str, &str); 3] = [
+const PANELS: [(&str, &str); 4] = [
     ("legend", "Legend"),
     ("conditions", "Where is it worst"),
     ("training", "Fine-tuning"),
+    ("atlas", "Dataset atlas"),
 ];
 
 /// The page state a step reads when captured and sets when applied.
@@ -121,6 +123,27 @@ impl PageState {
         }
     }
 
+    /// Shows the loaded scene of short name `name` at the zoom and centre given: at once when
+    /// it is on screen at its size, else once the viewer has drawn it (it restores the view
+    /// then). `None` when no loaded scene has the name. Stories and links both show scenes
+    /// this way.
+    pub fn show_scene(&self, name: &str, target: Option<(f64, (f64, f64))>) -> Option<()> {
+        let (i, size) = self.scenes.with_untracked(|v| {
+            v.iter()
+                .position(|s| s.meta.scene == name)
+                .map(|i| (i, (v[i].lines, v[i].samples)))
+        })?;
+        if self.current.get_untracked() == i && self.view.scene_size.get_untracked() == size {
+            if let Some((z, (x, y))) = target {
+                self.view.focus(y, x, z);
+            }
+        } else {
+            self.view.restore.set(target);
+            self.current.set(i);
+        }
+        Some(())
+    }
+
     /// Shows step `n` (counted from 1, for messages). A scene or model that is not loaded is
     /// reported in the error list; the rest of the step still applies.
     pub fn apply(&self, step: &Step, n: usize) {
@@ -129,28 +152,14 @@ impl PageState {
         // Whether the zoom and centre wait for a scene to appear (as a link's view does).
         let mut deferred = false;
         if let Some(name) = &step.scene {
-            let found = self.scenes.with_untracked(|v| {
-                v.iter()
-                    .position(|s| s.meta.scene == *name)
-                    .map(|i| (i, (v[i].lines, v[i].samples)))
-            });
-            match found {
-                Some((i, size)) => {
-                    if self.current.get_untracked() != i || view.scene_size.get_untracked() != size
-                    {
-                        view.restore.set(Some(target));
-                        self.current.set(i);
-                        deferred = true;
-                    }
-                }
-                None => {
-                    self.errors.update(|e| {
-                        e.push(format!(
-                            "story step {n}: scene {name} is not loaded; open it to show this step"
-                        ))
-                    });
-                    deferred = true;
-                }
+            // Shown (now or once drawn) or reported: the view is not set again below.
+            deferred = true;
+            if self.show_scene(name, Some(target)).is_none() {
+                self.errors.update(|e| {
+                    e.push(format!(
+                        "story step {n}: scene {name} is not loaded; open it to show this step"
+                    ))
+                });
             }
         }
         if !deferred {
@@ -177,16 +186,10 @@ impl PageState {
     }
 }
 
-fn get(target: &JsValue, key: &str) -> Option<JsValue> {
-    js_sys::Reflect::get(target, &key.into())
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
-}
-
 /// Calls a method of `target` by name and lets a returned promise settle quietly: browsers
 /// refuse full screen in many situations (headless, no user gesture), which is no error here.
 fn call_quietly(target: &JsValue, method: &str) {
-    let Some(f) = get(target, method).and_then(|f| f.dyn_into::<js_sys::Function>().ok()) else {
+    let Some(f) = field(target, method).and_then(|f| f.dyn_into::<js_sys::Function>().ok()) else {
         return;
     };
     if let Ok(result) = f.call0(target) {
@@ -289,7 +292,7 @@ impl StoryState {
         self.bare.set(false);
         self.fullscreen.set(false);
         if let Some(d) = document() {
-            if get(&d, "fullscreenElement").is_some() {
+            if field(&d, "fullscreenElement").is_some() {
                 call_quietly(&d, "exitFullscreen");
             }
         }
@@ -337,7 +340,7 @@ impl StoryState {
                 Some(d) => d.into(),
                 None => return,
             };
-            if get(&doc, "fullscreenElement").is_none()
+            if field(&doc, "fullscreenElement").is_none()
                 && st.fullscreen.get_untracked()
                 && st.presenting.get_untracked()
             {

@@ -9,7 +9,7 @@
 //! compares it with the original, and it exports as `.pt`, safetensors or burnpack.
 
 use std::cell::Cell;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -22,16 +22,18 @@ use icelens_core::{Chart, Scene};
 use icelens_model::burn::tensor::Device;
 use icelens_model::train::{Baseline, Freeze, TrainConfig, Trainer, ValReport};
 use icelens_model::{
-    balance_weights, prepare_from, Architecture, Area, BurnUNet, Kind, SicHead, Source,
+    balance_weights, prepare_from, share_weights, Architecture, Area, BurnUNet, Kind, SicHead,
+    Source,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::files::download;
+use crate::browser::files::download;
+use crate::browser::picture::draw;
+use crate::components::atlas::AtlasState;
+use crate::components::viewer::ViewState;
 use crate::inference::{self, Model, Run};
 use crate::layers::{layer_rgba, Layer};
-use crate::picture::draw;
-use crate::viewer::ViewState;
 
 /// Patch pixels × 24 channels × 4 bytes above which a run is refused: the patches live in
 /// wasm memory next to the scenes.
@@ -92,6 +94,8 @@ struct History {
     /// Wall-clock seconds of every training step.
     step_seconds: Vec<f64>,
     patches: (usize, usize),
+    /// Each chosen scene's share of the draws (its sampling weight over the sum).
+    draws: Vec<(String, f64)>,
 }
 
 impl History {
@@ -127,6 +131,9 @@ struct Settings {
     patches: usize,
     config: TrainConfig,
     balance: Option<Dimension>,
+    /// With `balance`: the atlas's test share of every group (and the atlas's source), to
+    /// draw groups with instead of equally.
+    shares: Option<(String, BTreeMap<String, f64>)>,
 }
 
 /// Pooled scores of a model over scenes, from the page's runs: `None` until every scene has
@@ -188,6 +195,8 @@ pub struct TrainingContext {
     pub view: ViewState,
     pub selected: RwSignal<Option<Condition>>,
     pub gpu_available: RwSignal<bool>,
+    /// The dataset atlas, whose test shares "follow the test set" draws groups with.
+    pub atlas: AtlasState,
 }
 
 #[component]
@@ -205,6 +214,7 @@ pub fn TrainingPanel(
         view,
         selected,
         gpu_available,
+        atlas,
     } = ctx;
     let excluded: RwSignal<HashSet<String>> = RwSignal::new(HashSet::new());
     let area = RwSignal::new(AreaChoice::Scenes);
@@ -222,6 +232,7 @@ pub fn TrainingPanel(
     let patience = RwSignal::new(String::from("3"));
     let freeze = RwSignal::new(Freeze::Nothing);
     let balance: RwSignal<Option<Dimension>> = RwSignal::new(None);
+    let follow_test = RwSignal::new(false);
     let seed = RwSignal::new(String::from("0"));
 
     let on = RwSignal::new(None::<TrainOn>);
@@ -306,6 +317,19 @@ pub fn TrainingPanel(
                 MAX_PATCH_BYTES as f64 / 1e6
             ));
         }
+        let shares = match (balance.get_untracked(), follow_test.get_untracked()) {
+            (Some(d), true) => {
+                let source = atlas.source.get_untracked();
+                let a = atlas.atlas.get_untracked().ok_or(
+                    "to follow the test set, open the dataset atlas (below) with a training and a test list",
+                )?;
+                Some((
+                    source.clone(),
+                    a.test_shares(&source, d).map_err(|e| e.to_string())?,
+                ))
+            }
+            _ => None,
+        };
         Ok(Settings {
             area: area.get_untracked(),
             start: start.get_untracked(),
@@ -315,6 +339,7 @@ pub fn TrainingPanel(
             patches: n,
             config,
             balance: balance.get_untracked(),
+            shares,
         })
     };
 
@@ -387,21 +412,30 @@ pub fn TrainingPanel(
         if chosen.is_empty() {
             return fail("no labelled scene chosen to learn from".into());
         }
-        let weights = match settings.balance {
-            Some(d) => {
-                match balance_weights(&chosen.iter().map(|s| s.as_ref()).collect::<Vec<_>>(), d) {
-                    Ok(w) => w,
-                    Err(e) => return fail(e),
-                }
-            }
-            None => vec![1.0; chosen.len()],
+        let refs: Vec<&Scene> = chosen.iter().map(|s| s.as_ref()).collect();
+        let weights = match (settings.balance, &settings.shares) {
+            (Some(d), Some((source, shares))) => share_weights(&refs, d, shares)
+                .map_err(|e| format!("following the test set of {source}: {e}")),
+            (Some(d), None) => balance_weights(&refs, d),
+            (None, _) => Ok(vec![1.0; chosen.len()]),
         };
+        let weights = match weights {
+            Ok(w) => w,
+            Err(e) => return fail(e),
+        };
+        let total: f64 = weights.iter().sum();
+        let draws: Vec<(String, f64)> = chosen
+            .iter()
+            .zip(&weights)
+            .map(|(s, w)| (s.meta.scene.clone(), w / total))
+            .collect();
         run_paused.set(false);
         run_cancelled.set(false);
         outcome.set(None);
         history.set(History {
             started: js_sys::Date::now(),
             total_steps: settings.config.epochs * settings.config.steps_per_epoch,
+            draws,
             ..History::default()
         });
         phase.set(Phase::Preparing("drawing patches".into()));
@@ -620,8 +654,17 @@ pub fn TrainingPanel(
                             <option value="none">"nothing"</option>
                             <option value="service">"ice service"</option>
                             <option value="region">"region"</option>
+                            <option value="mission">"mission"</option>
+                            <option value="year">"year"</option>
                             <option value="month">"month"</option>
+                            <option value="season">"season"</option>
                         </select>
+                    </label>
+                    <label title="Draw each group with its share of the test set in the dataset atlas (test share / training share), rather than equally">
+                        <input type="checkbox" data-testid="train-follow-test" prop:checked=move || follow_test.get()
+                            disabled=move || balance.get().is_none() || atlas.atlas.with(Option::is_none)
+                            on:change=move |ev| follow_test.set(event_target_checked(&ev)) />
+                        {move || match atlas.atlas.with(Option::is_some) { true => format!(" follow the test set ({})", atlas.source.get()), false => " follow the test set (open the dataset atlas)".to_string() }}
                     </label>
                 </div>
                 <ul class="train-scenes" data-testid="train-scenes">
@@ -671,6 +714,11 @@ pub fn TrainingPanel(
                 }}
                 <div class="bar"><div class="fill" style=move || history.with(|h| format!("width: {:.0}%", 100.0 * h.steps.len() as f64 / h.total_steps.max(1) as f64))></div></div>
             </div>
+            {move || history.with(|h| (h.draws.len() > 1).then(|| view! {
+                <p class="hint draws" data-testid="train-draws">"Patches drawn from "
+                    {h.draws.iter().map(|(scene, share)| view! { <span data-testid="train-draw" data-scene=scene.clone() data-share=share.to_string()>{format!("{scene} {:.1} %", 100.0 * share)}</span> }).collect::<Vec<_>>()}
+                </p>
+            }))}
             <div class="chart train-curve" data-testid="train-curve" class:hidden=move || history.with(|h| h.steps.is_empty() && h.before.is_none()) inner_html=curve></div>
             <table class="train-epochs" data-testid="train-epochs" class:hidden=move || history.with(|h| h.before.is_none())>
                 <thead><tr><th>"epoch"</th><th>"train loss"</th><th>"val loss"</th><th>"SIC R²"</th><th>"SOD F1"</th><th>"FLOE F1"</th><th>"combined"</th></tr></thead>

@@ -15,8 +15,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-/// The worker's loader script, written by Trunk next to the page.
-const WORKER_URL: &str = "./icelens-worker_loader.js";
+use crate::browser::js::{call, get, js_err, set, start_worker};
 
 /// Bytes of decoded data (scenes, predictions) the page keeps at most. wasm32 memory ends at
 /// 4 GB; the rest is left for inference buffers, pictures and the allocator's slack.
@@ -58,42 +57,14 @@ pub struct Progress {
     pub total: f64,
 }
 
-fn js_err(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| {
-            e.dyn_ref::<js_sys::Error>()
-                .map(|e| String::from(e.message()))
-        })
-        .or_else(|| {
-            Reflect::get(&e, &"message".into())
-                .ok()
-                .and_then(|m| m.as_string())
-        })
-        .unwrap_or_else(|| "unknown error".into())
-}
-
-fn call(o: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
-    let f: js_sys::Function = Reflect::get(o, &name.into())?.dyn_into()?;
-    let args: js_sys::Array = args.iter().copied().collect();
-    f.apply(o, &args)
-}
-
-fn get(o: &JsValue, k: &str) -> JsValue {
-    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
-}
-
 /// Reads and checks a dropped checkpoint in a worker before the page reads it: a file that
 /// exhausts memory or time there ends that worker, and the page reports the file by name and
 /// keeps everything it holds. Returns the architecture's name.
 pub async fn check_model(name: &str, bytes: &[u8]) -> Result<String, String> {
     let msg = Object::new();
-    let _ = Reflect::set(&msg, &"kind".into(), &"check-model".into());
-    let _ = Reflect::set(&msg, &"name".into(), &name.into());
-    let _ = Reflect::set(
-        &msg,
-        &"bytes".into(),
-        &js_sys::Uint8Array::from(bytes).into(),
-    );
+    set(&msg, "kind", "check-model");
+    set(&msg, "name", name);
+    set(&msg, "bytes", js_sys::Uint8Array::from(bytes));
     let data = one_shot(name, msg, "checked", |_| {}).await?;
     Ok(get(&data, "architecture").as_string().unwrap_or_default())
 }
@@ -107,12 +78,7 @@ async fn one_shot(
     reply: &'static str,
     on_progress: impl Fn(Progress) + 'static,
 ) -> Result<JsValue, String> {
-    let ctor = get(&js_sys::global(), "Worker");
-    let ctor: js_sys::Function = ctor
-        .dyn_into()
-        .map_err(|_| format!("{name}: this browser cannot start a Web Worker"))?;
-    let worker = Reflect::construct(&ctor, &js_sys::Array::of1(&WORKER_URL.into()))
-        .map_err(|e| format!("{name}: the worker did not start ({})", js_err(e)))?;
+    let worker = start_worker().map_err(|e| format!("{name}: {e}"))?;
 
     // The worker's replies become one promise: resolved with the reply, rejected with an
     // error message; progress goes to the callback on the way.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use icelens_core::meta::SceneMeta;
 use icelens_core::metrics::Scores;
-use icelens_core::render::css_colour;
+use icelens_core::render::{css_colour, palette};
 use icelens_core::{Chart, Scene};
 use icelens_model::{Kind, SicHead};
 use leptos::prelude::*;
@@ -105,6 +105,16 @@ pub fn ScoresPanel(
     }
 }
 
+/// A legend swatch's style.
+fn swatch(colour: [u8; 3]) -> String {
+    format!("background: {}", palette::hex(colour))
+}
+
+/// A legend ramp's style.
+fn ramp(stops: &[[u8; 3]]) -> String {
+    format!("background: {}", palette::gradient(stops))
+}
+
 #[component]
 pub fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
     move || {
@@ -112,26 +122,26 @@ pub fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
             Layer::Chart(c) => (format!("Ice chart · {}", c.title()), Some(c)),
             Layer::Prediction(c) => (format!("Prediction · {}", c.title()), Some(c)),
             Layer::Error(Chart::SIC) => {
-                return view! { <div class="legend"><h3>"Error · SIC"</h3><div class="ramp error-ramp"></div><p class="hint">"0 (green) … 100 % (red) absolute difference"</p></div> }.into_any()
+                return view! { <div class="legend"><h3>"Error · SIC"</h3><div class="ramp" style=ramp(&palette::ERROR_STOPS)></div><p class="hint">"0 (green) … 100 % (red) absolute difference"</p></div> }.into_any()
             }
             Layer::Error(c) => {
-                return view! { <div class="legend"><h3>{format!("Error · {c}")}</h3><ul><li><span class="swatch" style="background:#eb2828"></span>"wrong class"</li><li><span class="swatch" style="background:#28c878"></span>"right class"</li></ul></div> }.into_any()
+                return view! { <div class="legend"><h3>{format!("Error · {c}")}</h3><ul><li><span class="swatch" style=swatch(palette::WRONG)></span>"wrong class"</li><li><span class="swatch" style=swatch(palette::RIGHT)></span>"right class"</li></ul></div> }.into_any()
             }
             Layer::Confidence(c) => {
-                return view! { <div class="legend"><h3>{format!("Confidence · {c}")}</h3><div class="ramp conf-ramp"></div><p class="hint">"softmax probability of the predicted class, 0 … 1"</p></div> }.into_any()
+                return view! { <div class="legend"><h3>{format!("Confidence · {c}")}</h3><div class="ramp" style=ramp(&palette::CONFIDENCE_STOPS)></div><p class="hint">"softmax probability of the predicted class, 0 … 1"</p></div> }.into_any()
             }
             Layer::Versus(c) => {
                 return view! { <div class="legend"><h3>{format!("Versus · {c}")}</h3><ul>
-                    <li><span class="swatch" style="background:#28c878"></span>"the model shown is right, the other wrong"</li>
-                    <li><span class="swatch" style="background:#eb3c3c"></span>"the other model is right, the one shown wrong"</li>
-                    <li><span class="swatch" style="background:#828282"></span>"both wrong"</li>
+                    <li><span class="swatch" style=swatch(palette::RIGHT)></span>"the model shown is right, the other wrong"</li>
+                    <li><span class="swatch" style=swatch(palette::OTHER_RIGHT)></span>"the other model is right, the one shown wrong"</li>
+                    <li><span class="swatch" style=swatch(palette::BOTH_WRONG)></span>"both wrong"</li>
                 </ul><p class="hint">"The other model is the first one loaded (or the second, when the first is shown). Pixels both get right are clear."</p></div> }.into_any()
             }
             Layer::Tiles => {
-                return view! { <div class="legend"><h3>"Error per 64 px tile"</h3><div class="ramp error-ramp"></div><p class="hint">"combined error of SIC, SOD and FLOE (weights 2/2/1): 0 (green) … 1 (red)"</p></div> }.into_any()
+                return view! { <div class="legend"><h3>"Error per 64 px tile"</h3><div class="ramp" style=ramp(&palette::ERROR_STOPS)></div><p class="hint">"combined error of SIC, SOD and FLOE (weights 2/2/1): 0 (green) … 1 (red)"</p></div> }.into_any()
             }
             Layer::Attention(k) => {
-                return view! { <div class="legend"><h3>{format!("Attention ψ · block {k}")}</h3><div class="ramp attn-ramp"></div><p class="hint">"0 (ignored) … 1 (attended): how strongly the gate of this expanding block passes the skip connection; block 0 is the deepest"</p></div> }.into_any()
+                return view! { <div class="legend"><h3>{format!("Attention ψ · block {k}")}</h3><div class="ramp" style=ramp(&palette::ATTENTION_STOPS)></div><p class="hint">"0 (ignored) … 1 (attended): how strongly the gate of this expanding block passes the skip connection; block 0 is the deepest"</p></div> }.into_any()
             }
             Layer::None => return view! { <div class="legend"></div> }.into_any(),
         };

@@ -11,10 +11,10 @@ use icelens_core::{Chart, Scene};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::browser::picture::{draw, export_png, LegendItem};
 use crate::inference::Run;
-use crate::layers::{highlight_rgba, layer_rgba, Layer};
-use crate::picture::{draw, export_png, LegendItem};
-use icelens_core::render::{css_colour, sar_rgba, SarView};
+use crate::layers::{layer_rgba, Layer};
+use icelens_core::render::{css_colour, highlight_rgba, palette, sar_rgba, SarView};
 
 /// Largest magnification: one scene pixel becomes this many screen pixels.
 const MAX_ZOOM: f64 = 48.0;
@@ -142,33 +142,45 @@ fn layer_name(layer: Layer) -> String {
 
 /// The legend of a layer as (label, colour) pairs, for exported pictures.
 fn legend_items(layer: Layer) -> Vec<LegendItem> {
-    let item = |label: &str, colour: &str| LegendItem {
+    let item = |label: &str, colour: [u8; 3]| LegendItem {
         label: label.into(),
-        colour: colour.into(),
+        colour: palette::hex(colour),
     };
     match layer {
         Layer::Chart(c) | Layer::Prediction(c) => c
             .classes()
             .iter()
             .enumerate()
-            .map(|(i, n)| item(n, &css_colour(c, i as u8)))
+            .map(|(i, n)| LegendItem {
+                label: n.to_string(),
+                colour: css_colour(c, i as u8),
+            })
             .collect(),
-        Layer::Error(Chart::SIC) | Layer::Tiles => vec![
-            item("right", "#28c878"),
-            item("half wrong", "#ffe600"),
-            item("wrong", "#ff0000"),
-        ],
+        Layer::Error(Chart::SIC) | Layer::Tiles => {
+            let [right, half, wrong] = palette::ERROR_STOPS;
+            vec![
+                item("right", right),
+                item("half wrong", half),
+                item("wrong", wrong),
+            ]
+        }
         Layer::Error(_) => vec![
-            item("right class", "#28c878"),
-            item("wrong class", "#eb2828"),
+            item("right class", palette::RIGHT),
+            item("wrong class", palette::WRONG),
         ],
         Layer::Versus(_) => vec![
-            item("this model right, the other wrong", "#28c878"),
-            item("the other right, this one wrong", "#eb3c3c"),
-            item("both wrong", "#828282"),
+            item("this model right, the other wrong", palette::RIGHT),
+            item("the other right, this one wrong", palette::OTHER_RIGHT),
+            item("both wrong", palette::BOTH_WRONG),
         ],
-        Layer::Confidence(_) => vec![item("low", "#0d0887"), item("high", "#f0f921")],
-        Layer::Attention(_) => vec![item("ψ 0", "#000004"), item("ψ 1", "#fcffa4")],
+        Layer::Confidence(_) => {
+            let stops = palette::CONFIDENCE_STOPS;
+            vec![item("low", stops[0]), item("high", stops[stops.len() - 1])]
+        }
+        Layer::Attention(_) => {
+            let stops = palette::ATTENTION_STOPS;
+            vec![item("ψ 0", stops[0]), item("ψ 1", stops[stops.len() - 1])]
+        }
         Layer::None => vec![],
     }
 }

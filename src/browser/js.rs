@@ -1,0 +1,54 @@
+//! Browser glue used by the page and its worker: reading and writing fields of JavaScript
+//! objects, calling methods by name, error text, and starting the page's Web Worker. One copy,
+//! so that every message and every worker start behaves the same.
+
+use js_sys::{Object, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+
+/// The worker's loader script, written by Trunk next to the page.
+pub const WORKER_URL: &str = "./icelens-worker_loader.js";
+
+/// A field of an object; `undefined` when it is missing.
+pub fn get(o: &JsValue, k: &str) -> JsValue {
+    Reflect::get(o, &k.into()).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A field that is there (neither `undefined` nor `null`).
+pub fn field(o: &JsValue, k: &str) -> Option<JsValue> {
+    Reflect::get(o, &k.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+pub fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &k.into(), &v.into());
+}
+
+/// Calls the method `name` of `o`.
+pub fn call(o: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let f: js_sys::Function = Reflect::get(o, &name.into())?.dyn_into()?;
+    let args: js_sys::Array = args.iter().copied().collect();
+    f.apply(o, &args)
+}
+
+/// The text of a thrown value: a string, an `Error`'s message, or any object's `message`.
+pub fn js_err(e: JsValue) -> String {
+    e.as_string()
+        .or_else(|| {
+            e.dyn_ref::<js_sys::Error>()
+                .map(|e| String::from(e.message()))
+        })
+        .or_else(|| field(&e, "message").and_then(|m| m.as_string()))
+        .unwrap_or_else(|| "unknown browser error".into())
+}
+
+/// Starts a Web Worker running `src/worker.rs` (through the constructor found at run time, so
+/// the page needs no `Worker` binding of web-sys).
+pub fn start_worker() -> Result<JsValue, String> {
+    let ctor: js_sys::Function = get(&js_sys::global(), "Worker")
+        .dyn_into()
+        .map_err(|_| "this browser cannot start a Web Worker".to_string())?;
+    Reflect::construct(&ctor, &js_sys::Array::of1(&WORKER_URL.into()))
+        .map_err(|e| format!("the worker did not start ({})", js_err(e)))
+}
