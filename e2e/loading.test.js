@@ -135,3 +135,33 @@ test('the CPU backend runs the network in the worker: the page answers during a 
   assert.equal(alive.length, 1, JSON.stringify(workers));
   assert.ok(loaders.indexOf(alive[0]) < before, 'the CPU worker is the one of the first run');
 });
+
+test('Cancel stops the page\'s runs until a scene is picked again', { timeout: 240000 }, async () => {
+  // The 1536 px scene runs in 16 tiles; the page also has the demo scene and two models, so
+  // further runs are waiting behind this one.
+  const file = fs.readdirSync(TMP).find((f) => f.endsWith('.nc'));
+  await dropFiles(page, 'drop-zone', [{ name: file, bytes: fs.readFileSync(path.join(TMP, file)) }]);
+  const progress = '[data-testid="progress"]';
+  await page.waitForFunction((sel) => / tile [2-9] of 16/.test(document.querySelector(sel).textContent), progress, { timeout: 120000 });
+  const errorsBefore = await page.locator('[data-testid="error"]').count();
+  // Every change of the progress bar between running and idle from here on.
+  await page.evaluate((sel) => {
+    const el = document.querySelector(sel);
+    window.idleStates = [];
+    new MutationObserver(() => window.idleStates.push(el.classList.contains('idle')))
+      .observe(el, { attributes: true, attributeFilter: ['class'] });
+  }, progress);
+  await page.click('[data-testid="cancel"]');
+  await page.waitForFunction((sel) => document.querySelector(sel).classList.contains('idle'), progress, { timeout: 30000 });
+  // Nothing else starts by itself (not even briefly), and a cancel is no error.
+  await page.waitForTimeout(5000);
+  const states = await page.evaluate(() => window.idleStates);
+  const idleAt = states.indexOf(true);
+  assert.ok(idleAt >= 0 && states.slice(idleAt).every(Boolean), `a run started after Cancel: ${states}`);
+  assert.equal(await page.locator('[data-testid="error"]').count(), errorsBefore);
+  // Picking the scene runs it again.
+  await page.locator('[data-testid="scene-list"] li', { hasText: file.slice(0, 19) }).click();
+  await page.waitForFunction((sel) => !document.querySelector(sel).classList.contains('idle'), progress, { timeout: 30000 });
+  await page.click('[data-testid="cancel"]');
+  await page.waitForFunction((sel) => document.querySelector(sel).classList.contains('idle'), progress, { timeout: 30000 });
+});

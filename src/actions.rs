@@ -360,11 +360,33 @@ fn run_missing(app: AppState) {
                         layer.set(Layer::Prediction(Chart::SIC));
                     }
                 }
+                Err(InferError::Cancelled) => {
+                    // Cancel stops the page's runs, not just this one: every run still
+                    // missing waits until its scene is picked again (otherwise the next one
+                    // would start at once and the progress bar never rest).
+                    let missing: Vec<_> = scenes.with_untracked(|v| {
+                        models.with_untracked(|ms| {
+                            v.iter()
+                                .flat_map(|s| {
+                                    ms.iter()
+                                        .map(move |m| (s.file.clone(), m.name.clone(), b.key()))
+                                })
+                                .collect()
+                        })
+                    });
+                    skipped.update(|k| {
+                        k.insert(key);
+                        k.extend(
+                            missing
+                                .into_iter()
+                                .filter(|key| runs.with_untracked(|r| !r.contains_key(key))),
+                        );
+                    });
+                    progress.set(None);
+                }
                 Err(e) => {
                     progress.set(None);
-                    if e != InferError::Cancelled {
-                        errors.update(|v| v.push(format!("{}: {e}", m.name)));
-                    }
+                    errors.update(|v| v.push(format!("{}: {e}", m.name)));
                     skipped.update(|k| {
                         k.insert(key);
                     });

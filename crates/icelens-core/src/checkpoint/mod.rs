@@ -250,6 +250,28 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
             }
         }
     }
+    finish(
+        tensors,
+        integer_buffers,
+        integer_values,
+        epoch,
+        WeightsFormat::PyTorch,
+        order,
+        BTreeMap::new(),
+    )
+}
+
+/// Every reader's last step: what it collected becomes a state_dict, or the file is refused
+/// when it holds no float tensor, whatever its format.
+fn finish(
+    tensors: BTreeMap<String, Tensor>,
+    integer_buffers: Vec<String>,
+    integer_values: BTreeMap<String, i64>,
+    epoch: Option<i64>,
+    format: WeightsFormat,
+    order: Vec<String>,
+    metadata: BTreeMap<String, String>,
+) -> Result<StateDict, String> {
     if tensors.is_empty() {
         return Err("holds no float tensors".into());
     }
@@ -258,9 +280,9 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
         integer_buffers,
         integer_values,
         epoch,
-        format: WeightsFormat::PyTorch,
+        format,
         order,
-        metadata: BTreeMap::new(),
+        metadata,
     })
 }
 
@@ -475,18 +497,15 @@ fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
         };
         tensors.insert(name.clone(), Tensor { shape, data });
     }
-    if tensors.is_empty() {
-        return Err("holds no float tensors".into());
-    }
-    Ok(StateDict {
+    finish(
         tensors,
         integer_buffers,
         integer_values,
         epoch,
-        format: WeightsFormat::Safetensors,
-        order: restore_order(stored_order, file_order),
+        WeightsFormat::Safetensors,
+        restore_order(stored_order, file_order),
         metadata,
-    })
+    )
 }
 
 /// Reads a burnpack. burn-pack checks the header, the CBOR metadata (size, nesting depth,
@@ -560,18 +579,15 @@ fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
         };
         tensors.insert(name, Tensor { shape, data });
     }
-    if tensors.is_empty() {
-        return Err("holds no float tensors".into());
-    }
-    Ok(StateDict {
+    finish(
         tensors,
         integer_buffers,
         integer_values,
         epoch,
-        format: WeightsFormat::Burnpack,
-        order: restore_order(stored_order, file_order),
+        WeightsFormat::Burnpack,
+        restore_order(stored_order, file_order),
         metadata,
-    })
+    )
 }
 
 #[cfg(test)]
