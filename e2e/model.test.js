@@ -94,6 +94,34 @@ test('error and confidence layers draw over the scene', async () => {
   assert.ok(conf.opaque > 0.5, JSON.stringify(conf));
   assert.ok(conf.shades > 20, JSON.stringify(conf));
   assert.ok(conf.sure > 0.01 && conf.sure < 0.99, `some pixels sure, not all: ${JSON.stringify(conf)}`);
+  // The error per 64 px tile: opaque cells of one colour each, on the green-yellow-red ramp,
+  // and not all alike.
+  await page.selectOption('[data-testid="layer-select"]', 'tiles');
+  assert.match(await page.textContent('.legend'), /Error per 64 px tile/);
+  const tiles = await page.evaluate(() => {
+    const c = document.querySelector('canvas.layer');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const at = (x, y) => { const i = (y * c.width + x) * 4; return [d[i], d[i + 1], d[i + 2], d[i + 3]]; };
+    let cells = 0; let mixed = 0; let offRamp = 0; const colours = new Set();
+    for (let y0 = 0; y0 + 64 <= c.height; y0 += 64) {
+      for (let x0 = 0; x0 + 64 <= c.width; x0 += 64) {
+        const p = at(x0, y0);
+        if (p[3] === 0) continue;
+        cells++;
+        colours.add(p.slice(0, 3).join());
+        for (const [x, y] of [[x0 + 63, y0], [x0, y0 + 63], [x0 + 63, y0 + 63], [x0 + 31, y0 + 17]]) {
+          if (at(x, y).join() !== p.join()) mixed++;
+        }
+        // Green (40,200,120) to yellow (255,230,0): blue falls as red rises; then red stays 255.
+        const onRamp = p[3] === 255 && (p[2] > 0
+          ? Math.abs(p[0] - (40 + 215 * (1 - p[2] / 120))) <= 3 && Math.abs(p[1] - (200 + 30 * (1 - p[2] / 120))) <= 3
+          : p[0] === 255);
+        if (!onRamp) offRamp++;
+      }
+    }
+    return { cells, mixed, offRamp, colours: colours.size };
+  });
+  assert.ok(tiles.cells >= 9 && tiles.mixed === 0 && tiles.offRamp === 0 && tiles.colours > 2, JSON.stringify(tiles));
 });
 
 /** A uint8 .npy written by icelens: its shape and values. */

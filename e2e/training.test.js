@@ -184,3 +184,25 @@ test('a plain model grows into an attention U-Net in the page, trains, and expor
   assert.equal(fs.readdirSync(maps).filter((f) => /_attention_\d\.npy$/.test(f)).length, filters.split(',').length);
   assert.deepEqual(pageErrors, []);
 });
+
+test('Stop ends a run within a step: no step follows, and a run stopped before its first epoch adds no model', { timeout: 300000 }, async () => {
+  const models = await page.locator('[data-testid="model-list"] li').count();
+  await fill('train-patches', 8);
+  await fill('train-patch-size', 64);
+  await fill('train-batch', 2);
+  await fill('train-epochs', 5);
+  await fill('train-steps', 20);
+  await page.click('[data-testid="train-run"]');
+  const status = '[data-testid="train-status"]';
+  await page.waitForFunction((sel) => /step [2-9] of 100/.test(document.querySelector(sel).textContent), status, { timeout: 200000 });
+  await page.click('[data-testid="train-cancel"]');
+  await page.waitForFunction((sel) => document.querySelector(sel).dataset.phase === 'cancelled', status, { timeout: 30000 });
+  const stoppedAt = await page.textContent(status);
+  const step = Number(stoppedAt.match(/step (\d+) of 100/)[1]);
+  assert.ok(step < 20, stoppedAt);
+  await page.waitForTimeout(2000);
+  assert.equal(await page.textContent(status), stoppedAt, 'a step after Stop');
+  assert.equal(await page.locator('[data-testid="model-list"] li').count(), models);
+  assert.ok(await page.isEnabled('[data-testid="train-run"]'), 'a new run can start');
+  assert.deepEqual(pageErrors, []);
+});
