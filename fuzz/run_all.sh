@@ -26,7 +26,8 @@
 #
 # Needs nightly Rust and cargo-fuzz (`cargo install cargo-fuzz`), python3 for the seeds. The
 # sanitizer build goes to FUZZ_TARGET_DIR (default ~/.cache/icelens-fuzz-target), apart from
-# the normal build, whose flags differ. FUZZ_ARGS adds libFuzzer flags (e.g. -jobs=4).
+# the normal build, whose flags differ. FUZZ_ARGS adds libFuzzer flags (e.g. -jobs=4);
+# FUZZ_PARALLEL=N runs N targets at once (one core each).
 set -euo pipefail
 cd "$(dirname "$0")"
 SECONDS_EACH="${1:?usage: fuzz/run_all.sh SECONDS [TARGET...]}"
@@ -113,7 +114,7 @@ fi
 
 summary=out/summary.md
 {
-  echo "# icelens fuzzing: ${SECONDS_EACH} s per target ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs)"
+  echo "# icelens fuzzing: ${SECONDS_EACH} s per target ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, ${FUZZ_PARALLEL:-1} at a time)"
   echo
   echo "libFuzzer flags: -rss_limit_mb=2048 -timeout=10 $KEEP_GOING_ARGS ${FUZZ_ARGS:-}"
   echo
@@ -121,12 +122,13 @@ summary=out/summary.md
   echo "|---|---:|---:|---:|---:|---:|---:|---|"
 } > "$summary"
 
-failed=0
-for t in "${TARGETS[@]}"; do
-  log="out/$t.log"
+# One target: runs it and writes its summary row to out/<target>.row (0 when it found
+# nothing).
+run_target() {
+  local t=$1 log="out/$1.log" dict before after rc execs rate peak cov ft last corpus result kind art
   dict=$(dict_for "$t")
   before=$(find "artifacts/$t" -type f | wc -l)
-  seeds=("corpus/seeds-$t")
+  local seeds=("corpus/seeds-$t")
   [[ -d "seeds/$t" ]] && seeds+=("seeds/$t")
   echo "== $t: ${SECONDS_EACH} s" >&2
   set +e
@@ -151,12 +153,30 @@ for t in "${TARGETS[@]}"; do
   if [[ $rc -eq 0 && $after -eq $before ]]; then
     result="no crash, hang or out-of-memory"
   else
-    failed=1
     kind=$(grep -m1 -oE 'panicked at [^ ]+' "$log" || grep -m1 -oE 'ERROR: libFuzzer: [a-z-]+( [a-z-]+)?' "$log" || true)
     art=$(grep -m1 -oE "Test unit written to [^ ]+" "$log" | sed "s|Test unit written to ||; s|^$PWD/|fuzz/|" || true)
     result="FINDING (exit $rc): ${kind:-see fuzz/$log}${art:+, input $art}"
   fi
-  echo "| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $corpus | ${peak:-?} | $result |" >> "$summary"
+  echo "| $t | ${execs:-?} | ${rate:-?} | ${cov:-?} | ${ft:-?} | $corpus | ${peak:-?} | $result |" > "out/$t.row"
+}
+
+# FUZZ_PARALLEL targets at a time (default 1); each libFuzzer process uses one core.
+PARALLEL="${FUZZ_PARALLEL:-1}"
+for t in "${TARGETS[@]}"; do
+  rm -f "out/$t.row"
+  while [[ $(jobs -rp | wc -l) -ge $PARALLEL ]]; do wait -n || true; done
+  run_target "$t" &
+done
+wait
+failed=0
+for t in "${TARGETS[@]}"; do
+  if [[ -f "out/$t.row" ]]; then
+    cat "out/$t.row" >> "$summary"
+    grep -q '| FINDING' "out/$t.row" && failed=1
+  else
+    echo "| $t | ? | ? | ? | ? | ? | ? | did not finish |" >> "$summary"
+    failed=1
+  fi
 done
 echo >&2
 cat "$summary"

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use icelens_core::breakdown::{looks_like_partial, Partial};
-use icelens_core::read::starts_like_netcdf;
-use icelens_core::{read_scene, Chart, ReadLimits, Scene};
+use icelens_core::checkpoint::looks_like_weights;
+use icelens_core::read::may_be_scene;
+use icelens_core::{memory, read_scene, Chart, ReadLimits, Scene};
 use icelens_model::InferError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -114,7 +115,7 @@ pub fn add_bytes(app: AppState, name: String, bytes: Result<Vec<u8>, String>) {
                 .try_update(|r| conditions::add_result(r, name.clone(), part))
                 .unwrap_or(Ok(()))?;
             Ok(true)
-        } else if inference::is_model_file(&b) {
+        } else if looks_like_weights(&b) {
             // Read first in a worker: a hostile checkpoint costs that worker, not the page.
             let name = name.clone();
             spawn_local(async move {
@@ -123,7 +124,14 @@ pub fn add_bytes(app: AppState, name: String, bytes: Result<Vec<u8>, String>) {
                 } else {
                     Ok(())
                 };
-                match checked.and_then(|()| inference::load_model(&name, &b)) {
+                let loaded = checked
+                    .and_then(|()| inference::load_model(&name, &b))
+                    .and_then(|m| {
+                        room(app, memory::model_bytes(&m.state))
+                            .map(|()| m)
+                            .map_err(|e| format!("{name}: {e}"))
+                    });
+                match loaded {
                     Ok(m) => {
                         models.update(|v| v.push(Arc::new(m)));
                         model_index.set(models.with_untracked(|v| v.len() - 1));
@@ -138,6 +146,7 @@ pub fn add_bytes(app: AppState, name: String, bytes: Result<Vec<u8>, String>) {
             Ok(false)
         } else {
             let s = read_scene(&name, b, &ReadLimits::default()).map_err(|e| e.to_string())?;
+            room(app, memory::scene_bytes(&s)).map_err(|e| format!("{name}: {e}"))?;
             scenes.update(|v| v.push(Arc::new(s)));
             current.set(scenes.with_untracked(|v| v.len() - 1));
             Ok(true)
@@ -152,27 +161,27 @@ pub fn add_bytes(app: AppState, name: String, bytes: Result<Vec<u8>, String>) {
     }
 }
 
-/// Whether a scene of `bytes` decoded bytes fits the page's memory budget with what it holds
-/// (see `browser/decode.rs`).
+/// Whether `bytes` more fit the page's memory budget beside the scenes, models and
+/// predictions it holds (`icelens_core::memory`).
 fn room(app: AppState, bytes: usize) -> Result<(), String> {
-    let AppState { scenes, runs, .. } = app;
-    let held = scenes.with_untracked(|v| v.iter().map(|s| decode::scene_bytes(s)).sum::<usize>())
+    let AppState {
+        scenes,
+        models,
+        runs,
+        ..
+    } = app;
+    let held = scenes.with_untracked(|v| v.iter().map(|s| memory::scene_bytes(s)).sum::<usize>())
+        + models.with_untracked(|v| {
+            v.iter()
+                .map(|m| memory::model_bytes(&m.state))
+                .sum::<usize>()
+        })
         + runs.with_untracked(|r| {
             r.values()
-                .map(|x| decode::prediction_bytes(x.prediction.lines * x.prediction.samples))
+                .map(|x| memory::prediction_bytes(x.prediction.lines * x.prediction.samples))
                 .sum::<usize>()
         });
-    let budget = decode::budget();
-    if held + bytes > budget {
-        return Err(format!(
-                "decoded, it takes {:.0} MB, but the page already holds {:.0} MB of its {:.0} MB memory budget \
-                 (a browser tab has 4 GB at most); reload the page to start again with fewer scenes",
-                bytes as f64 / 1e6,
-                held as f64 / 1e6,
-                budget as f64 / 1e6
-            ));
-    }
-    Ok(())
+    memory::fits(bytes, held, decode::budget()).map_err(|e| e.to_string())
 }
 
 /// Opens dropped or picked files: netCDF files are decoded in a Web Worker with progress;
@@ -190,8 +199,8 @@ pub fn open_files(app: AppState, files: Vec<web_sys::File>) {
         let name = file.name();
         loading.update(|l| l.push(name.clone()));
         spawn_local(async move {
-            let head = read_head(&file, 16.0).await.unwrap_or_default();
-            if starts_like_netcdf(&head) && decode::available() {
+            let head = read_head(&file, 64.0).await.unwrap_or_default();
+            if may_be_scene(&head) && decode::available() {
                 let label = name.clone();
                 let result = decode::decode(
                     file,

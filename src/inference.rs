@@ -18,7 +18,7 @@ use icelens_model::unet::Outputs;
 use icelens_model::{predict_scene, Architecture, Forward, InferError, InferOptions, Prediction};
 
 use crate::browser::cpu_worker;
-pub use crate::model::{is_model_file, load_model, model_from_state, Model};
+pub use crate::model::{load_model, model_from_state, Model};
 
 /// Which arithmetic runs the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,13 +29,7 @@ impl Model {
     }
 }
 
-/// Recognises a model file by content: a torch.save zip, safetensors or burnpack.
-pub fn is_model_file(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04")
-        || bytes.starts_with(b"NRUB")
-        || (bytes.len() > 9 && bytes[8] == b'{' && !bytes.starts_with(b"CDF"))
-}
-
+/// A model from a checkpoint file's bytes (torch.save zip, safetensors or burnpack).
 pub fn load_model(name: &str, bytes: &[u8]) -> Result<Model, String> {
     let sd = load_state_dict(name, bytes).map_err(|e| e.to_string())?;
     model_from_state(name, sd)

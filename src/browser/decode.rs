@@ -17,36 +17,13 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::browser::js::{call, get, js_err, set, start_worker};
 
-/// Bytes of decoded data (scenes, predictions) the page keeps at most. wasm32 memory ends at
-/// 4 GB; the rest is left for inference buffers, pictures and the allocator's slack.
-pub const MEMORY_BUDGET: usize = 2_800 * 1024 * 1024;
-
-/// The budget, or a smaller one given as `?memory-budget=MB` in the page's URL (to try the
-/// refusal without a pile of real scenes).
+/// The page's memory budget (`icelens_core::memory`), or a smaller one given as
+/// `?memory-budget=MB` in the page's URL (to try the refusal without a pile of real scenes).
 pub fn budget() -> usize {
     let search = get(&get(&js_sys::global(), "location"), "search")
         .as_string()
         .unwrap_or_default();
-    search
-        .trim_start_matches('?')
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("memory-budget="))
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|mb| mb.is_finite() && *mb > 0.0)
-        .map(|mb| ((mb * 1e6) as usize).min(MEMORY_BUDGET))
-        .unwrap_or(MEMORY_BUDGET)
-}
-
-/// What a scene holds in memory.
-pub fn scene_bytes(s: &Scene) -> usize {
-    s.pixels() * 16
-        + s.coarse.iter().map(|c| c.len() * 4).sum::<usize>()
-        + if s.has_charts() { 3 * s.pixels() } else { 0 }
-}
-
-/// What a prediction of `pixels` holds: three class maps and three confidences.
-pub fn prediction_bytes(pixels: usize) -> usize {
-    pixels * 15
+    icelens_core::memory::budget_from_query(&search)
 }
 
 /// Where a file's decoding stands.

@@ -18,6 +18,7 @@ pub mod dataset;
 pub mod error;
 pub mod input;
 pub mod link;
+pub mod memory;
 pub mod meta;
 pub mod metrics;
 pub mod nc3;

@@ -176,13 +176,18 @@ pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Sce
     })
 }
 
-/// Recognises files that are clearly not netCDF, to say what they are instead.
-/// Whether a file's first bytes are those of a netCDF file (classic, or netCDF-4 without a
-/// user block): how the page decides, from a few bytes, to decode a file in its worker.
-pub fn starts_like_netcdf(head: &[u8]) -> bool {
-    head.starts_with(b"CDF") || head.starts_with(b"\x89HDF\r\n\x1a\n")
+/// Whether a file's first bytes (64 are plenty) leave it to be read as a scene: they are
+/// neither model weights ([`crate::checkpoint::looks_like_weights`]) nor JSON (a story,
+/// evaluation results). The page sends such files to its decoding worker and its memory
+/// budget. Deciding on the exclusion rather than on netCDF's magic bytes sends a netCDF-4
+/// file with a user block (its HDF5 signature 512 bytes or more in) there too, and a file of
+/// another kind gets the reader's message saying what it is.
+pub fn may_be_scene(head: &[u8]) -> bool {
+    let json = head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    !json && !crate::checkpoint::looks_like_weights(head)
 }
 
+/// Recognises files that are clearly not netCDF, to say what they are instead.
 fn sniff(file: &str, bytes: &[u8]) -> Result<(), FileError> {
     const HDF5: &[u8] = b"\x89HDF\r\n\x1a\n";
     if bytes.is_empty() {
@@ -545,5 +550,24 @@ fn variable_info(v: &NcVariable) -> VariableInfo {
                 (a.name.clone(), value)
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_be_scene;
+
+    #[test]
+    fn scenes_go_to_the_reader_whatever_their_first_bytes_and_models_or_json_do_not() {
+        assert!(may_be_scene(b"CDF\x01\0\0\0\0"));
+        assert!(may_be_scene(b"\x89HDF\r\n\x1a\n\0\0"));
+        // A netCDF-4 file with a user block: its signature is 512 bytes in.
+        assert!(may_be_scene(&[0u8; 64]));
+        // Something else entirely is read as a scene too, so the reader names what it is.
+        assert!(may_be_scene(b"\x89PNG\r\n\x1a\n"));
+        assert!(!may_be_scene(b"PK\x03\x04rest of a torch zip"));
+        assert!(!may_be_scene(b"NRUB\x01\0\0\0"));
+        assert!(!may_be_scene(b"\x40\0\0\0\0\0\0\0{\"__metadata__\""));
+        assert!(!may_be_scene(b"  \n{\"version\":1,\"steps\":[]}"));
     }
 }

@@ -162,6 +162,14 @@ fn element_count(shape: &[usize]) -> Result<usize, String> {
         .ok_or_else(|| format!("its shape {shape:?} is too large"))
 }
 
+/// Whether a file's first bytes (9 are enough) are those of model weights: a torch.save
+/// zip, a burnpack, or a safetensors file (an 8-byte header length, then its JSON header).
+pub fn looks_like_weights(head: &[u8]) -> bool {
+    head.starts_with(b"PK\x03\x04")
+        || head.starts_with(b"NRUB")
+        || (head.len() > 9 && head[8] == b'{' && !head.starts_with(b"CDF"))
+}
+
 /// Reads the weights of a checkpoint, recognising the format by content.
 pub fn load_state_dict(file: &str, bytes: &[u8]) -> Result<StateDict, FileError> {
     let err = |p: String| FileError::file(file, p);
