@@ -15,10 +15,6 @@ use crate::Scene;
 /// allocator's slack.
 pub const PAGE_BUDGET: usize = 2_800 * 1024 * 1024;
 
-/// Bytes per SAR pixel of a scene with charts: four float32 SAR variables and three
-/// one-byte class maps.
-pub const SCENE_BYTES_PER_PIXEL: usize = 4 * 4 + 3;
-
 /// Bytes per pixel of a prediction: three class maps and three float32 confidences.
 pub const PREDICTION_BYTES_PER_PIXEL: usize = 3 + 3 * 4;
 
@@ -42,13 +38,6 @@ pub fn model_bytes(sd: &StateDict) -> usize {
 fn weights_bytes<'a>(tensors: impl IntoIterator<Item = &'a Tensor>) -> usize {
     let values: usize = tensors.into_iter().map(|t| t.data.len()).sum();
     values.saturating_mul(4 * 2)
-}
-
-/// The most SAR pixels a scene may have to fit in `room` bytes: given to the scene reader
-/// as its limit, so that a file too large for what is left is refused before its arrays are
-/// allocated.
-pub fn max_scene_pixels(room: usize) -> usize {
-    room / SCENE_BYTES_PER_PIXEL
 }
 
 /// A file that does not fit.
@@ -133,8 +122,6 @@ mod tests {
         assert_eq!(scene_bytes(&s), 3000 * 19 + coarse * 4);
         s.charts = None;
         assert_eq!(scene_bytes(&s), 3000 * 16 + coarse * 4);
-        // What the reader is allowed for a room is never more than the room.
-        assert!(max_scene_pixels(3000 * 19) == 3000);
     }
 
     #[test]
