@@ -40,14 +40,19 @@ function chromiumPath() {
   throw new Error('Chromium not found: run scripts/setup.sh test');
 }
 
-async function launch() {
+/**
+ * A headless Chromium. `wasmMaxPages` caps every wasm memory (64 KiB pages), as a browser
+ * short of memory would: a page and its workers then meet allocation failures for real.
+ */
+async function launch({ wasmMaxPages } = {}) {
+  // --expose-gc: a test that times the page's thread collects its own garbage first.
+  const jsFlags = ['--expose-gc', ...(wasmMaxPages ? [`--wasm-max-mem-pages=${wasmMaxPages}`] : [])];
   return chromium.launch({
     executablePath: chromiumPath(),
     headless: true,
-    // --expose-gc: a test that times the page's thread collects its own garbage first.
     args: ['--no-sandbox', '--enable-unsafe-webgpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--js-flags=--expose-gc'],
+      `--js-flags=${jsFlags.join(' ')}`],
   });
 }
 

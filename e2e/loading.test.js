@@ -192,3 +192,49 @@ test('Cancel stops the page\'s runs until a scene is picked again', { timeout: 2
   await page.click('[data-testid="cancel"]');
   await page.waitForFunction((sel) => document.querySelector(sel).classList.contains('idle'), progress, { timeout: 30000 });
 });
+
+test('a browser short of memory costs one file or one run, never the page', { timeout: 300000 }, async () => {
+  // Chromium with every wasm memory capped, as on a machine short of memory: the page's
+  // budget (its own estimate) lets the 1536 px scene in, the browser then refuses memory.
+  const file = fs.readdirSync(TMP).find((f) => f.endsWith('.nc'));
+  const bytes = fs.readFileSync(path.join(TMP, file));
+  const scene = file.slice(0, 19);
+  // At 75 MB a wasm memory holds the page with its demo scene, model and prediction, but
+  // not the worker decoding 45 MB of file into 66 MB of arrays: the worker dies. At 100 MB
+  // the worker decodes it and the page takes the scene in; then running the demo model on
+  // it needs more than the page is given.
+  for (const [pages, expect] of [
+    [1200, new RegExp(`^${file}: the worker reading it ran out of memory: the browser would not give it more`)],
+    [1600, new RegExp(`^(${file}|icelens-demo\\.bpk on ${file}): .*needs another \\d+ MB, and no more memory is given`)],
+  ]) {
+    const small = await launch({ wasmMaxPages: pages });
+    try {
+      const p = await small.newPage({ viewport: { width: 1400, height: 900 } });
+      const errors = []; p.on('pageerror', (e) => errors.push(String(e)));
+      await p.goto(`http://127.0.0.1:${server.address().port}/`);
+      await p.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+      await p.selectOption('select:has(option[value="cpu"])', 'cpu');
+      await p.locator('[data-testid="score-combined"]').waitFor({ timeout: 120000 });
+      const demoScore = await p.textContent('[data-testid="score-combined"]');
+      await dropFiles(p, 'drop-zone', [{ name: file, bytes }]);
+      await p.locator('[data-testid="error"]').first().waitFor({ timeout: 120000 });
+      const text = (await p.locator('[data-testid="error"]').allTextContents()).join('\n');
+      assert.match(text, expect, `at ${pages} pages`);
+      await p.waitForFunction(() => document.querySelector('[data-testid="progress"]').classList.contains('idle'), null, { timeout: 30000 });
+      // The page is alive: the demo scene and its score are there, the viewer zooms, and
+      // (at 100 MB) the new scene is listed, though not run.
+      const listed = await p.locator('[data-testid="scene-list"] li:not(.loading)').allTextContents();
+      assert.equal(listed.length, pages === 1200 ? 1 : 2, listed.join(' | '));
+      assert.equal(listed.some((l) => l.includes(scene)), pages !== 1200);
+      await p.locator('[data-testid="scene-list"] li', { hasText: '20210315T101500' }).click();
+      await p.waitForFunction((s) => document.querySelector('[data-testid="score-combined"]')?.textContent === s, demoScore, { timeout: 30000 });
+      const zoom = await p.textContent('[data-testid="zoom"]');
+      await p.focus('.viewport');
+      await p.keyboard.press('+');
+      await p.waitForFunction((z) => document.querySelector('[data-testid="zoom"]').textContent !== z, zoom, { timeout: 5000 });
+      assert.deepEqual(errors, [], `at ${pages} pages`);
+    } finally {
+      await small.close();
+    }
+  }
+});

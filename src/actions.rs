@@ -145,7 +145,16 @@ pub fn add_bytes(app: AppState, name: String, bytes: Result<Vec<u8>, String>) {
             });
             Ok(false)
         } else {
-            let s = read_scene(&name, b, &ReadLimits::default()).map_err(|e| e.to_string())?;
+            // Read here (the demo scene, or a browser without workers): the reader refuses
+            // a grid larger than the room left before it decodes anything.
+            let left = decode::budget().saturating_sub(held(app));
+            let limits = ReadLimits {
+                max_pixels: ReadLimits::default()
+                    .max_pixels
+                    .min(memory::scene_pixels_within(left)),
+                ..ReadLimits::default()
+            };
+            let s = read_scene(&name, b, &limits).map_err(|e| e.to_string())?;
             room(app, memory::scene_bytes(&s)).map_err(|e| format!("{name}: {e}"))?;
             scenes.update(|v| v.push(Arc::new(s)));
             current.set(scenes.with_untracked(|v| v.len() - 1));
@@ -164,13 +173,18 @@ pub fn add_bytes(app: AppState, name: String, bytes: Result<Vec<u8>, String>) {
 /// Whether `bytes` more fit the page's memory budget beside the scenes, models and
 /// predictions it holds (`icelens_core::memory`).
 fn room(app: AppState, bytes: usize) -> Result<(), String> {
+    memory::fits(bytes, held(app), decode::budget()).map_err(|e| e.to_string())
+}
+
+/// Bytes of the scenes, models and predictions the page holds.
+fn held(app: AppState) -> usize {
     let AppState {
         scenes,
         models,
         runs,
         ..
     } = app;
-    let held = scenes.with_untracked(|v| v.iter().map(|s| memory::scene_bytes(s)).sum::<usize>())
+    scenes.with_untracked(|v| v.iter().map(|s| memory::scene_bytes(s)).sum::<usize>())
         + models.with_untracked(|v| {
             v.iter()
                 .map(|m| memory::model_bytes(&m.state))
@@ -180,8 +194,7 @@ fn room(app: AppState, bytes: usize) -> Result<(), String> {
             r.values()
                 .map(|x| memory::prediction_bytes(x.prediction.lines * x.prediction.samples))
                 .sum::<usize>()
-        });
-    memory::fits(bytes, held, decode::budget()).map_err(|e| e.to_string())
+        })
 }
 
 /// Opens dropped or picked files: netCDF files are decoded in a Web Worker with progress;
@@ -395,7 +408,7 @@ fn run_missing(app: AppState) {
                 }
                 Err(e) => {
                     progress.set(None);
-                    errors.update(|v| v.push(format!("{}: {e}", m.name)));
+                    errors.update(|v| v.push(format!("{} on {}: {e}", m.name, s.file)));
                     skipped.update(|k| {
                         k.insert(key);
                     });

@@ -23,7 +23,8 @@
 //!   `{ kind: "outputs", id, heads: [{ c, h, w, data }, …] }` (SIC, SOD, FLOE, then an
 //!   attention U-Net's ψ per expanding block, deepest first).
 //!
-//! Any failure answers `{ kind: "error", id, message }`.
+//! Any failure answers `{ kind: "error", id, message }`; a panic, `{ kind: "error", message }`
+//! before the worker ends.
 //!
 //! Only `js_sys` is used to reach the worker's globals, so this adds no `web-sys` features
 //! (which would rebuild the GPU stack that shares them).
@@ -255,6 +256,18 @@ mod run {
     }
 
     pub fn start() {
+        // A panic says what it was before the worker ends (an allocation that fails aborts
+        // without a word, which the page reads as out of memory).
+        std::panic::set_hook(Box::new(|info| {
+            let o = Object::new();
+            set(&o, "kind", "error");
+            set(
+                &o,
+                "message",
+                format!("icelens failed in its worker: {info}"),
+            );
+            post(&o, None);
+        }));
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
             let data = Reflect::get(&event, &"data".into()).unwrap_or(JsValue::UNDEFINED);
             wasm_bindgen_futures::spawn_local(async move {

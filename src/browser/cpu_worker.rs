@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use icelens_core::checkpoint::write_burnpack;
+use icelens_core::memory::try_zeros;
 use icelens_model::cpu::Feature;
 use icelens_model::Outputs;
 use js_sys::{Object, Reflect};
@@ -18,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{get, set, start_worker};
+use crate::browser::js::{get, set, start_worker, worker_death};
 use crate::model::Model;
 
 type Handler = Closure<dyn FnMut(JsValue)>;
@@ -59,6 +60,13 @@ fn start() -> Result<Rc<CpuWorker>, String> {
                 return;
             }
             let Some(id) = get(&data, "id").as_f64().map(|v| v as u32) else {
+                // An error of no request: the worker's panic hook, just before it ends.
+                if kind == "error" {
+                    let msg = get(&data, "message");
+                    for (_, (_, reject)) in pending.borrow_mut().drain() {
+                        let _ = reject.call1(&JsValue::NULL, &msg);
+                    }
+                }
                 return;
             };
             if let Some((resolve, reject)) = pending.borrow_mut().remove(&id) {
@@ -77,7 +85,7 @@ fn start() -> Result<Rc<CpuWorker>, String> {
                 .ok()
                 .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
                 .map(|f| f.call0(&event));
-            let msg = JsValue::from_str("the CPU worker stopped (out of memory?)");
+            let msg = JsValue::from_str(&worker_death(&event, "the CPU worker"));
             for (_, (_, reject)) in pending.borrow_mut().drain() {
                 let _ = reject.call1(&JsValue::NULL, &msg);
             }
@@ -169,15 +177,14 @@ fn feature(head: &JsValue) -> Result<Feature, String> {
     let data: js_sys::Float32Array = get(head, "data")
         .dyn_into()
         .map_err(|_| "the CPU worker sent a head without data".to_string())?;
-    if data.length() as usize != c * h * w {
-        return Err("the CPU worker sent a head of the wrong size".into());
-    }
-    Ok(Feature {
-        c,
-        h,
-        w,
-        data: data.to_vec(),
-    })
+    let len = c
+        .checked_mul(h)
+        .and_then(|n| n.checked_mul(w))
+        .filter(|n| *n == data.length() as usize)
+        .ok_or("the CPU worker sent a head of the wrong size")?;
+    let mut v = try_zeros::<f32>(len).map_err(|e| format!("a tile's output {e}"))?;
+    data.copy_to(&mut v);
+    Ok(Feature { c, h, w, data: v })
 }
 
 /// Whether the page can run the network in a worker.

@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use icelens_core::memory::try_zeros;
 use icelens_core::transfer::{expected_arrays, join, Array, Parts};
 use icelens_core::Scene;
 use js_sys::{Object, Reflect};
@@ -15,7 +16,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{call, get, js_err, set, start_worker};
+use crate::browser::js::{call, get, js_err, set, start_worker, worker_death};
 
 /// The page's memory budget (`icelens_core::memory`), or a smaller one given as
 /// `?memory-budget=MB` in the page's URL (to try the refusal without a pile of real scenes).
@@ -103,10 +104,7 @@ async fn one_shot(
     let on_error = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
         // Usually the worker ran out of memory, or its script could not load.
         let _ = call(&event, "preventDefault", &[]);
-        let what = get(&event, "message")
-            .as_string()
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| "the worker reading it stopped (out of memory?)".into());
+        let what = worker_death(&event, "the worker reading it");
         settle_err(false, &JsValue::from_str(&what));
     });
     let _ = Reflect::set(&worker, &"onmessage".into(), on_message.as_ref());
@@ -170,24 +168,18 @@ pub async fn decode(
             let t: js_sys::Float32Array = a
                 .dyn_into()
                 .map_err(|_| format!("{name}: array {i} is not float32"))?;
-            if t.length() as usize != len {
-                return Err(format!(
-                    "{name}: array {i} has {} values, expected {len}",
-                    t.length()
-                ));
-            }
-            Array::F32(t.to_vec())
+            check_len(&name, i, t.length(), len)?;
+            let mut v = try_zeros::<f32>(len).map_err(|e| format!("{name}: {e}"))?;
+            t.copy_to(&mut v);
+            Array::F32(v)
         } else {
             let t: js_sys::Uint8Array = a
                 .dyn_into()
                 .map_err(|_| format!("{name}: array {i} is not bytes"))?;
-            if t.length() as usize != len {
-                return Err(format!(
-                    "{name}: array {i} has {} values, expected {len}",
-                    t.length()
-                ));
-            }
-            Array::U8(t.to_vec())
+            check_len(&name, i, t.length(), len)?;
+            let mut v = try_zeros::<u8>(len).map_err(|e| format!("{name}: {e}"))?;
+            t.copy_to(&mut v);
+            Array::U8(v)
         };
         out.push(array);
     }
@@ -196,4 +188,14 @@ pub async fn decode(
         arrays: out,
     })
     .map_err(|e| format!("{name}: {e}"))
+}
+
+fn check_len(name: &str, i: usize, got: u32, len: usize) -> Result<(), String> {
+    if got as usize == len {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: array {i} has {got} values, expected {len}"
+        ))
+    }
 }

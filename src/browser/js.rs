@@ -43,6 +43,23 @@ pub fn js_err(e: JsValue) -> String {
         .unwrap_or_else(|| "unknown browser error".into())
 }
 
+/// What the page says when a worker dies, from its `error` event.
+///
+/// The worker posts a panic's message itself before it ends (its panic hook), so a worker
+/// that traps with `unreachable` and no message aborted on a failed allocation: the browser
+/// would not give its wasm memory more. Anything else (a script that failed to load) is
+/// passed on as the browser words it.
+pub fn worker_death(event: &JsValue, who: &str) -> String {
+    let raw = get(event, "message").as_string().unwrap_or_default();
+    if raw.contains("unreachable") || raw.contains("memory") {
+        format!("{who} ran out of memory: the browser would not give it more ({raw})")
+    } else if raw.is_empty() {
+        format!("{who} stopped without saying why")
+    } else {
+        format!("{who} stopped: {raw}")
+    }
+}
+
 /// Starts a Web Worker running `src/worker.rs` (through the constructor found at run time, so
 /// the page needs no `Worker` binding of web-sys).
 pub fn start_worker() -> Result<JsValue, String> {

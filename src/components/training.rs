@@ -96,6 +96,8 @@ struct History {
     patches: (usize, usize),
     /// Each chosen scene's share of the draws (its sampling weight over the sum).
     draws: Vec<(String, f64)>,
+    /// With "the area in view": the scene (its id) and the rectangle the patches came from.
+    area: Option<(String, Window)>,
 }
 
 impl History {
@@ -384,6 +386,7 @@ pub fn TrainingPanel(
         }
         let mut chosen = chosen.get_untracked();
         let mut areas: Vec<Area> = vec![Area::Whole; chosen.len()];
+        let mut in_view = None;
         match settings.area {
             AreaChoice::Scenes => {}
             AreaChoice::View => {
@@ -392,6 +395,7 @@ pub fn TrainingPanel(
                 };
                 chosen.retain(|s| s.file == file);
                 areas = vec![Area::Rect(rect); chosen.len()];
+                in_view = chosen.first().map(|s| (s.meta.scene.clone(), rect));
             }
             AreaChoice::Condition => {
                 let Some(c) = selected.get_untracked() else {
@@ -436,6 +440,7 @@ pub fn TrainingPanel(
             started: js_sys::Date::now(),
             total_steps: settings.config.epochs * settings.config.steps_per_epoch,
             draws,
+            area: in_view,
             ..History::default()
         });
         phase.set(Phase::Preparing("drawing patches".into()));
@@ -719,6 +724,12 @@ pub fn TrainingPanel(
                     {h.draws.iter().map(|(scene, share)| view! { <span data-testid="train-draw" data-scene=scene.clone() data-share=share.to_string()>{format!("{scene} {:.1} %", 100.0 * share)}</span> }).collect::<Vec<_>>()}
                 </p>
             }))}
+            {move || history.with(|h| h.area.clone()).map(|(scene, w)| view! {
+                <p class="hint" data-testid="train-area-used" data-scene=scene.clone()
+                    data-area=format!("{},{},{},{}", w.row, w.col, w.height, w.width)>
+                    {format!("Patches drawn from rows {}–{} and columns {}–{} of {scene}", w.row, w.row + w.height, w.col, w.col + w.width)}
+                </p>
+            })}
             <div class="chart train-curve" data-testid="train-curve" class:hidden=move || history.with(|h| h.steps.is_empty() && h.before.is_none()) inner_html=curve></div>
             <table class="train-epochs" data-testid="train-epochs" class:hidden=move || history.with(|h| h.before.is_none())>
                 <thead><tr><th>"epoch"</th><th>"train loss"</th><th>"val loss"</th><th>"SIC R²"</th><th>"SOD F1"</th><th>"FLOE F1"</th><th>"combined"</th></tr></thead>

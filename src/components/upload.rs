@@ -172,7 +172,7 @@ mod tests {
 
     fn run(s: &Scene, class: u8) -> Arc<Run> {
         let arch = Architecture::fresh(&[8, 16], SicHead::Classification, Kind::Plain).unwrap();
-        let mut prediction = Prediction::empty(s.lines, s.samples, &arch);
+        let mut prediction = Prediction::empty(s.lines, s.samples, &arch).unwrap();
         for c in &mut prediction.classes {
             c.fill(class);
         }

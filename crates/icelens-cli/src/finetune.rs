@@ -315,6 +315,13 @@ pub fn finetune(req: &Request) -> Result<(), String> {
         req.subset.describe()
     );
     let mut trainer = Trainer::new(model, req.config.clone(), train, val)?;
+    // The starting point the epochs are measured against (the page's "before" row).
+    if let Some(b) = trainer.baseline()? {
+        eprintln!(
+            "  before: validation {:.6} (SIC {:.3}, SOD {:.3}, FLOE {:.3}), combined score {:.1}",
+            b.loss, b.chart_losses[0], b.chart_losses[1], b.chart_losses[2], b.scores.combined
+        );
+    }
     let started = Instant::now();
     trainer.run(|event| {
         match event {

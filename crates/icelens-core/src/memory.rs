@@ -18,10 +18,26 @@ pub const PAGE_BUDGET: usize = 2_800 * 1024 * 1024;
 /// Bytes per pixel of a prediction: three class maps and three float32 confidences.
 pub const PREDICTION_BYTES_PER_PIXEL: usize = 3 + 3 * 4;
 
+/// Bytes per SAR pixel of a decoded scene: four float32 channels (HH, HV, incidence,
+/// distance to land), and the three chart bytes of a labelled one.
+const SCENE_BYTES_PER_PIXEL: usize = 16;
+const CHART_BYTES_PER_PIXEL: usize = 3;
+
 /// What a decoded scene holds.
 pub fn scene_bytes(s: &Scene) -> usize {
-    let charts = if s.has_charts() { 3 } else { 0 };
-    s.pixels().saturating_mul(16 + charts) + s.coarse.iter().map(|c| c.len() * 4).sum::<usize>()
+    let charts = if s.has_charts() {
+        CHART_BYTES_PER_PIXEL
+    } else {
+        0
+    };
+    s.pixels().saturating_mul(SCENE_BYTES_PER_PIXEL + charts)
+        + s.coarse.iter().map(|c| c.len() * 4).sum::<usize>()
+}
+
+/// The largest SAR grid (in pixels) a scene can have and still fit in `bytes`: a reader
+/// given it as its limit refuses a larger scene from its header, before decoding anything.
+pub fn scene_pixels_within(bytes: usize) -> usize {
+    bytes / SCENE_BYTES_PER_PIXEL
 }
 
 /// What a prediction of `pixels` holds.
@@ -48,9 +64,12 @@ pub struct OverBudget {
     pub budget: usize,
 }
 
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1e6
+}
+
 impl fmt::Display for OverBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mb = |b: usize| b as f64 / 1e6;
         write!(
             f,
             "decoded, it takes {:.0} MB, but the page already holds {:.0} MB of its {:.0} MB memory budget \
@@ -89,10 +108,53 @@ pub fn budget_from_query(query: &str) -> usize {
         .unwrap_or(PAGE_BUDGET)
 }
 
+/// The allocator gave no more memory for a large buffer.
+///
+/// A browser may give a page less than [`PAGE_BUDGET`] (other tabs, a phone), and an
+/// infallible allocation that fails there aborts the whole wasm module, and the page with
+/// everything loaded in it. The large buffers of a scene, a prediction and a tile are asked
+/// for with [`try_zeros`], so that such a failure refuses one file or one run instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutOfMemory {
+    pub bytes: usize,
+}
+
+impl fmt::Display for OutOfMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "needs another {:.0} MB, and no more memory is given (free some: remove a scene or a model)",
+            mb(self.bytes)
+        )
+    }
+}
+
+impl std::error::Error for OutOfMemory {}
+
+/// `len` default values (zeros), or [`OutOfMemory`] where a plain `vec!` would abort.
+pub fn try_zeros<T: Clone + Default>(len: usize) -> Result<Vec<T>, OutOfMemory> {
+    let bytes = len.saturating_mul(std::mem::size_of::<T>());
+    let mut v = Vec::new();
+    v.try_reserve_exact(len)
+        .map_err(|_| OutOfMemory { bytes })?;
+    v.resize(len, T::default());
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::synth::{generate, SynthSpec};
+
+    #[test]
+    fn buffers_larger_than_memory_are_refused_not_aborted() {
+        let v: Vec<f32> = try_zeros(1000).unwrap();
+        assert_eq!((v.len(), v.iter().sum::<f32>()), (1000, 0.0));
+        // Twice what any address space holds: a plain `vec![0.0; n]` aborts the process.
+        let e = try_zeros::<f32>(usize::MAX / 2).unwrap_err();
+        assert_eq!(e.bytes, usize::MAX);
+        assert!(e.to_string().starts_with("needs another "), "{e}");
+    }
 
     #[test]
     fn fits_up_to_the_budget_and_not_a_byte_more() {
@@ -122,6 +184,19 @@ mod tests {
         assert_eq!(scene_bytes(&s), 3000 * 19 + coarse * 4);
         s.charts = None;
         assert_eq!(scene_bytes(&s), 3000 * 16 + coarse * 4);
+    }
+
+    #[test]
+    fn a_scene_larger_than_the_room_left_is_refused_by_its_reader() {
+        let bytes = generate(&SynthSpec::new(60, 50, 1)).to_netcdf().unwrap();
+        let s = crate::read_scene("s.nc", bytes.clone(), &Default::default()).unwrap();
+        let room = scene_bytes(&s);
+        assert!(scene_pixels_within(room) >= s.pixels());
+        let limits = crate::ReadLimits {
+            max_pixels: scene_pixels_within(s.pixels() * SCENE_BYTES_PER_PIXEL - 1),
+            ..Default::default()
+        };
+        assert!(crate::read_scene("s.nc", bytes, &limits).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! agreement with whole-scene runs is 99.8 % or better (spec §f).
 
 use icelens_core::input::{Window, N_INPUT};
+use icelens_core::memory::{try_zeros, OutOfMemory};
 use icelens_core::upload::UploadScene;
 use icelens_core::{Chart, Scene};
 
@@ -71,21 +72,33 @@ impl Prediction {
     }
 
     /// An all-zero prediction of `arch`'s network, to be filled tile by tile with
-    /// [`write_core`] (and [`write_attention`] for an attention U-Net).
-    pub fn empty(lines: usize, samples: usize, arch: &Architecture) -> Self {
-        let n = lines * samples;
+    /// [`write_core`] (and [`write_attention`] for an attention U-Net). Refused, not aborted,
+    /// when memory runs out: in a browser that would end the page.
+    pub fn empty(lines: usize, samples: usize, arch: &Architecture) -> Result<Self, InferError> {
+        let n = lines.checked_mul(samples).ok_or_else(|| {
+            InferError::Failed(format!("a {lines} x {samples} scene is too large"))
+        })?;
         let blocks = match arch.kind {
             Kind::Plain => 0,
             Kind::Attention => arch.levels(),
         };
-        Prediction {
+        let oom = |e: OutOfMemory| InferError::OutOfMemory {
+            what: "the prediction",
+            error: e,
+        };
+        let bytes = || try_zeros::<u8>(n).map_err(oom);
+        let floats = || try_zeros::<f32>(n).map_err(oom);
+        Ok(Prediction {
             lines,
             samples,
-            classes: [vec![0; n], vec![0; n], vec![0; n]],
-            confidence: [vec![0.0; n], vec![0.0; n], vec![0.0; n]],
-            sic_value: (arch.sic == SicHead::Regression).then(|| vec![0.0; n]),
-            attention: vec![vec![0; n]; blocks],
-        }
+            classes: [bytes()?, bytes()?, bytes()?],
+            confidence: [floats()?, floats()?, floats()?],
+            sic_value: match arch.sic {
+                SicHead::Regression => Some(floats()?),
+                SicHead::Classification => None,
+            },
+            attention: (0..blocks).map(|_| bytes()).collect::<Result<_, _>>()?,
+        })
     }
 
     /// ψ of expanding block `block` at a scene pixel, 0 … 1.
@@ -126,6 +139,11 @@ pub enum InferError {
     Cancelled,
     /// The input, the network or its backend failed.
     Failed(String),
+    /// A large buffer could not be had (in a browser: the tab gives the page no more).
+    OutOfMemory {
+        what: &'static str,
+        error: OutOfMemory,
+    },
 }
 
 impl std::fmt::Display for InferError {
@@ -133,6 +151,7 @@ impl std::fmt::Display for InferError {
         match self {
             InferError::Cancelled => f.write_str("cancelled"),
             InferError::Failed(e) => f.write_str(e),
+            InferError::OutOfMemory { what, error } => write!(f, "{what} {error}"),
         }
     }
 }
@@ -182,12 +201,21 @@ pub async fn predict_scene<N: Forward>(
     let (lines, samples) = (scene.lines, scene.samples);
     let arch = net.architecture();
     let regression = arch.sic == SicHead::Regression;
-    let mut pred = Prediction::empty(lines, samples, &arch);
+    let mut pred = Prediction::empty(lines, samples, &arch)?;
     let tiles = plan_tiles(lines, samples, opts);
     let total = tiles.len();
     let mut input = Vec::new();
     for (i, (win, core)) in tiles.into_iter().enumerate() {
-        input.resize(N_INPUT * win.pixels(), 0.0);
+        let need = N_INPUT * win.pixels();
+        input
+            .try_reserve_exact(need.saturating_sub(input.len()))
+            .map_err(|_| InferError::OutOfMemory {
+                what: "a tile's input",
+                error: OutOfMemory {
+                    bytes: need.saturating_mul(4),
+                },
+            })?;
+        input.resize(need, 0.0);
         scene.input_window_into(win, &mut input)?;
         let x = Feature {
             c: N_INPUT,
@@ -306,7 +334,7 @@ mod tests {
     #[test]
     fn attention_is_brought_to_the_scene_grid_bilinearly() {
         let arch = Architecture::fresh(&[2, 2], SicHead::Classification, Kind::Attention).unwrap();
-        let mut pred = Prediction::empty(4, 6, &arch);
+        let mut pred = Prediction::empty(4, 6, &arch).unwrap();
         // Block 0 sees the tile at half resolution, block 1 at full resolution.
         let half = Feature {
             c: 1,
@@ -340,7 +368,7 @@ mod tests {
     #[test]
     fn only_the_core_of_a_tile_is_written() {
         let arch = Architecture::fresh(&[2], SicHead::Classification, Kind::Attention).unwrap();
-        let mut pred = Prediction::empty(2, 4, &arch);
+        let mut pred = Prediction::empty(2, 4, &arch).unwrap();
         let psi = Feature {
             c: 1,
             h: 2,
@@ -360,7 +388,26 @@ mod tests {
             4,
             &Architecture::fresh(&[2], SicHead::Classification, Kind::Plain).unwrap()
         )
+        .unwrap()
         .attention
         .is_empty());
+    }
+
+    #[test]
+    fn a_prediction_larger_than_memory_is_an_error_not_an_abort() {
+        let arch = Architecture::fresh(&[2], SicHead::Classification, Kind::Plain).unwrap();
+        // 2^30 x 2^30 pixels: no machine holds it; `vec![0; n]` would abort the process.
+        match Prediction::empty(1 << 30, 1 << 30, &arch) {
+            Err(InferError::OutOfMemory { what, error }) => {
+                assert_eq!(what, "the prediction");
+                assert_eq!(error.bytes, 1 << 60);
+            }
+            other => panic!("{:?}", other.map(|p| p.lines)),
+        }
+        // A product past usize is refused as such.
+        assert!(matches!(
+            Prediction::empty(usize::MAX, 2, &arch),
+            Err(InferError::Failed(_))
+        ));
     }
 }
