@@ -123,11 +123,11 @@ impl Forward for PageNet<'_> {
         self.model.net.arch.clone()
     }
 
-    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
         match &self.gpu {
-            Some(g) => g.forward_with_attention_async(x).await,
+            Some(g) => Ok(g.forward_with_attention_async(x).await?),
             // Off the page's thread when it can be (see cpu_worker.rs).
-            None if cpu_worker::available() => cpu_worker::forward(self.model, x).await,
+            None if cpu_worker::available() => Ok(cpu_worker::forward(self.model, x).await?),
             None => Ok(self.model.net.forward_with_attention(x)),
         }
     }

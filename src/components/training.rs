@@ -420,7 +420,7 @@ pub fn TrainingPanel(
         let weights = match (settings.balance, &settings.shares) {
             (Some(d), Some((source, shares))) => share_weights(&refs, d, shares)
                 .map_err(|e| format!("following the test set of {source}: {e}")),
-            (Some(d), None) => balance_weights(&refs, d),
+            (Some(d), None) => balance_weights(&refs, d).map_err(String::from),
             (None, _) => Ok(vec![1.0; chosen.len()]),
         };
         let weights = match weights {

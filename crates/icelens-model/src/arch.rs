@@ -10,6 +10,8 @@ use serde::Serialize;
 use icelens_core::checkpoint::StateDict;
 use icelens_core::Chart;
 
+use crate::error::ModelError;
+
 /// How the SIC head answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,32 +61,36 @@ impl Architecture {
     /// Parses filters per level as users write them (`16,32,32,32`). At most 8 levels of at
     /// most 1024 filters: the challenge's largest network has 8 levels, and more would ask a
     /// browser tab for more memory than it has.
-    pub fn parse_filters(s: &str) -> Result<Vec<usize>, String> {
+    pub fn parse_filters(s: &str) -> Result<Vec<usize>, ModelError> {
         let f: Vec<usize> = s
             .split(',')
             .map(|x| x.trim().parse::<usize>())
             .collect::<Result<_, _>>()
-            .map_err(|_| format!("filters \"{s}\": expected numbers like 16,32,32,32"))?;
+            .map_err(|_| {
+                ModelError::Settings(format!(
+                    "filters \"{s}\": expected numbers like 16,32,32,32"
+                ))
+            })?;
         if f.is_empty() || f.len() > 8 || f.iter().any(|&n| n == 0 || n > 1024) {
-            return Err(format!(
+            return Err(ModelError::Settings(format!(
                 "filters \"{s}\": 1 to 8 levels of 1 to 1024 filters"
-            ));
+            )));
         }
         Ok(f)
     }
 
     /// The architecture of a freshly built network with the challenge's 24 inputs and heads.
-    pub fn fresh(filters: &[usize], sic: SicHead, kind: Kind) -> Result<Architecture, String> {
+    pub fn fresh(filters: &[usize], sic: SicHead, kind: Kind) -> Result<Architecture, ModelError> {
         if filters.is_empty() || filters.contains(&0) {
-            return Err(format!(
+            return Err(ModelError::Settings(format!(
                 "filters {filters:?}: need at least one level, none empty"
-            ));
+            )));
         }
         if kind == Kind::Attention && filters.iter().any(|&f| f < 2) {
-            return Err(format!(
+            return Err(ModelError::Settings(format!(
                 "filters {filters:?}: an attention gate has half a level's filters, so each \
                  level needs at least 2"
-            ));
+            )));
         }
         let n_sic = match sic {
             SicHead::Classification => Chart::SIC.n_outputs(),
@@ -214,14 +220,18 @@ impl Architecture {
 
     /// Reads the architecture from a state_dict and checks that every tensor is there with the
     /// right shape; the error lists what is missing or wrong.
-    pub fn infer(sd: &StateDict) -> Result<Architecture, String> {
+    pub fn infer(sd: &StateDict) -> Result<Architecture, ModelError> {
         let shape = |k: &str| sd.tensors.get(k).map(|t| t.shape.clone());
-        let first = shape("input_block.double_conv.0.weight")
-            .ok_or("has no `input_block.double_conv.0.weight`: not a challenge U-Net state_dict")?;
+        let first = shape("input_block.double_conv.0.weight").ok_or_else(|| {
+            ModelError::NotAUNet(
+                "has no `input_block.double_conv.0.weight`: not a challenge U-Net state_dict"
+                    .into(),
+            )
+        })?;
         if first.len() != 4 {
-            return Err(
+            return Err(ModelError::NotAUNet(
                 "`input_block.double_conv.0.weight` is not a 4-D convolution weight".into(),
-            );
+            ));
         }
         let mut filters = vec![first[0]];
         while let Some(s) = shape(&format!(
@@ -230,13 +240,15 @@ impl Architecture {
         )) {
             filters.push(*s.first().unwrap_or(&0));
             if filters.len() > 12 {
-                return Err("has more than 12 levels".into());
+                return Err(ModelError::NotAUNet("has more than 12 levels".into()));
             }
         }
         let head = |c: Chart| {
             shape(&format!("{}.weight", head_prefix(c)))
                 .and_then(|s| s.first().copied())
-                .ok_or_else(|| format!("has no {} head (`{}.weight`)", c, head_prefix(c)))
+                .ok_or_else(|| {
+                    ModelError::NotAUNet(format!("has no {} head (`{}.weight`)", c, head_prefix(c)))
+                })
         };
         let head_outputs = [head(Chart::SIC)?, head(Chart::SOD)?, head(Chart::FLOE)?];
         let sic = if head_outputs[0] == 1 {
@@ -257,10 +269,10 @@ impl Architecture {
             kind,
         };
         if arch.in_channels != icelens_core::input::N_INPUT {
-            return Err(format!(
+            return Err(ModelError::NotAUNet(format!(
                 "takes {} input channels; the challenge's scenes give 24",
                 arch.in_channels
-            ));
+            )));
         }
         let mut problems = Vec::new();
         for (name, want) in arch.expected() {
@@ -321,24 +333,11 @@ impl Architecture {
         if problems.is_empty() {
             Ok(arch)
         } else {
-            let n = problems.len();
-            let shown: Vec<String> = problems.into_iter().take(8).collect();
-            Err(format!(
-                "does not fit a{} {} with filters {:?}: {}{}",
-                if arch.kind == Kind::Attention {
-                    "n"
-                } else {
-                    ""
-                },
-                arch.name(),
-                arch.filters,
-                shown.join("; "),
-                if n > 8 {
-                    format!("; and {} more", n - 8)
-                } else {
-                    String::new()
-                }
-            ))
+            Err(ModelError::DoesNotFit {
+                network: arch.name().into(),
+                filters: arch.filters,
+                problems,
+            })
         }
     }
 }

@@ -12,7 +12,8 @@ use icelens_core::checkpoint::StateDict;
 
 use crate::arch::Architecture;
 use crate::cpu::Feature;
-use crate::infer::Forward;
+use crate::error::{readback, ModelError};
+use crate::infer::{Forward, InferError};
 use crate::net::BurnUNet;
 use crate::unet::Outputs;
 
@@ -28,14 +29,14 @@ impl Forward for GpuUNet {
         self.net.arch()
     }
 
-    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
-        self.forward_with_attention_async(x).await
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
+        Ok(self.forward_with_attention_async(x).await?)
     }
 }
 
 impl GpuUNet {
     /// The network of `sd` on `device`, without autodiff: inference keeps no graph.
-    pub fn new(sd: &StateDict, device: &Device) -> Result<Self, String> {
+    pub fn new(sd: &StateDict, device: &Device) -> Result<Self, ModelError> {
         let net = BurnUNet::from_state_dict(sd, device)?.valid();
         Ok(GpuUNet {
             device: net.device(),
@@ -61,19 +62,22 @@ impl GpuUNet {
 
     /// Forward pass with a blocking read-back (native only: browsers cannot block).
     #[cfg(not(target_family = "wasm"))]
-    pub fn forward(&self, x: &Feature) -> Result<Outputs, String> {
+    pub fn forward(&self, x: &Feature) -> Result<Outputs, ModelError> {
         Ok(self.forward_with_attention(x)?.0)
     }
 
     /// Forward pass with the attention coefficients psi of every expanding block, deepest
     /// first (`[1, h, w]`; empty for a plain U-Net), read back blocking (native only).
     #[cfg(not(target_family = "wasm"))]
-    pub fn forward_with_attention(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+    pub fn forward_with_attention(
+        &self,
+        x: &Feature,
+    ) -> Result<(Outputs, Vec<Feature>), ModelError> {
         burn::tensor::read_sync(self.forward_with_attention_async(x))
     }
 
     /// Forward pass with an asynchronous read-back, for the browser.
-    pub async fn forward_async(&self, x: &Feature) -> Result<Outputs, String> {
+    pub async fn forward_async(&self, x: &Feature) -> Result<Outputs, ModelError> {
         Ok(self.forward_with_attention_async(x).await?.0)
     }
 
@@ -81,12 +85,15 @@ impl GpuUNet {
     pub async fn forward_with_attention_async(
         &self,
         x: &Feature,
-    ) -> Result<(Outputs, Vec<Feature>), String> {
+    ) -> Result<(Outputs, Vec<Feature>), ModelError> {
         let (heads, psis) = self.heads(x);
         let mut read = Vec::new();
         for t in heads.into_iter().chain(psis) {
             let dims = t.dims();
-            let data = t.into_data_async().await.map_err(|e| format!("{e:?}"))?;
+            let data = t
+                .into_data_async()
+                .await
+                .map_err(readback("the network's outputs"))?;
             read.push(to_feature(dims, data)?);
         }
         let psis = read.split_off(3);
@@ -94,10 +101,10 @@ impl GpuUNet {
     }
 }
 
-fn to_feature(dims: [usize; 4], data: TensorData) -> Result<Feature, String> {
+fn to_feature(dims: [usize; 4], data: TensorData) -> Result<Feature, ModelError> {
     let data = data
         .try_into_vec::<f32>()
-        .map_err(|e| format!("GPU result is not float32: {e:?}"))?;
+        .map_err(readback("the network's outputs as float32"))?;
     Ok(Feature {
         c: dims[1],
         h: dims[2],
@@ -106,9 +113,12 @@ fn to_feature(dims: [usize; 4], data: TensorData) -> Result<Feature, String> {
     })
 }
 
-fn outputs(mut v: Vec<Feature>) -> Result<Outputs, String> {
+fn outputs(mut v: Vec<Feature>) -> Result<Outputs, ModelError> {
     if v.len() != 3 {
-        return Err("the network did not give three heads".into());
+        return Err(ModelError::Readback {
+            what: "the network's heads",
+            detail: format!("{} heads, not three", v.len()),
+        });
     }
     let floe = v.pop().expect("3");
     let sod = v.pop().expect("3");

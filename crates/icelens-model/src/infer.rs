@@ -14,6 +14,7 @@ use icelens_core::{Chart, Scene};
 
 use crate::arch::{Architecture, Kind, SicHead};
 use crate::cpu::Feature;
+use crate::error::ModelError;
 use crate::unet::{Outputs, UNet};
 
 #[derive(Debug, Clone, Copy)]
@@ -137,8 +138,10 @@ pub fn plan_tiles(lines: usize, samples: usize, opts: &InferOptions) -> Vec<(Win
 pub enum InferError {
     /// Asked to stop between tiles.
     Cancelled,
-    /// The input, the network or its backend failed.
+    /// The input or the page's worker failed.
     Failed(String),
+    /// The network or its backend failed.
+    Model(ModelError),
     /// A large buffer could not be had (in a browser: the tab gives the page no more).
     OutOfMemory {
         what: &'static str,
@@ -151,6 +154,7 @@ impl std::fmt::Display for InferError {
         match self {
             InferError::Cancelled => f.write_str("cancelled"),
             InferError::Failed(e) => f.write_str(e),
+            InferError::Model(e) => e.fmt(f),
             InferError::OutOfMemory { what, error } => write!(f, "{what} {error}"),
         }
     }
@@ -164,6 +168,12 @@ impl From<String> for InferError {
     }
 }
 
+impl From<ModelError> for InferError {
+    fn from(e: ModelError) -> Self {
+        InferError::Model(e)
+    }
+}
+
 /// What runs the network on one window of the 24-channel input: the exact CPU path
 /// ([`UNet`]), burn on wgpu ([`crate::gpu::GpuUNet`]), or the page's CPU worker. Gives the
 /// heads and, for an attention U-Net, ψ of every expanding block (deepest first).
@@ -172,7 +182,7 @@ impl From<String> for InferError {
 #[allow(async_fn_in_trait)]
 pub trait Forward {
     fn architecture(&self) -> Architecture;
-    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String>;
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError>;
 }
 
 impl Forward for UNet {
@@ -180,7 +190,7 @@ impl Forward for UNet {
         self.arch.clone()
     }
 
-    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
         Ok(match self.arch.kind {
             Kind::Plain => (self.forward(x), Vec::new()),
             Kind::Attention => self.forward_with_attention(x),

@@ -12,6 +12,7 @@
 
 pub mod arch;
 pub mod cpu;
+mod error;
 pub mod gpu;
 pub mod infer;
 pub mod net;
@@ -23,6 +24,7 @@ pub mod unet;
 pub use burn;
 
 pub use arch::{Architecture, Kind, SicHead};
+pub use error::ModelError;
 pub use infer::{infer_scene, predict_scene, Forward, InferError, InferOptions, Prediction};
 pub use net::BurnUNet;
 pub use train::{

@@ -30,6 +30,7 @@ use icelens_core::input::N_INPUT;
 use icelens_core::Chart;
 
 use crate::arch::{head_prefix, Architecture, Kind, SicHead};
+use crate::error::{readback, ModelError};
 use crate::rng::SplitMix64;
 
 /// BatchNorm2d's defaults in the challenge's network.
@@ -482,7 +483,7 @@ impl BurnUNet {
     /// The network of a checkpoint, every tensor, the BatchNorm running statistics and
     /// `num_batches_tracked` as stored. Like every constructor here it lives on
     /// `device.autodiff()`, ready to train; [`Module::valid`] gives the inference copy.
-    pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, String> {
+    pub fn from_state_dict(sd: &StateDict, device: &Device) -> Result<Self, ModelError> {
         let arch = Architecture::infer(sd)?;
         let mut value = |name: &str, _: &[usize], _: usize| {
             sd.tensors
@@ -516,13 +517,13 @@ impl BurnUNet {
         arch: &Architecture,
         seed: u64,
         device: &Device,
-    ) -> Result<(Self, Vec<String>), String> {
+    ) -> Result<(Self, Vec<String>), ModelError> {
         let src = Architecture::infer(small)?;
         let (ls, l) = (src.levels(), arch.levels());
         if ls > l {
-            return Err(format!(
+            return Err(ModelError::Settings(format!(
                 "the checkpoint has {ls} levels, more than the {l} of the new network"
-            ));
+            )));
         }
         // Target name -> source name for every transferable tensor.
         let mut map: BTreeMap<String, String> = BTreeMap::new();
@@ -776,11 +777,11 @@ impl BurnUNet {
         data: TensorData,
         layout: Layout,
         ints: BTreeMap<String, i64>,
-    ) -> Result<StateDict, String> {
+    ) -> Result<StateDict, ModelError> {
         let data = data
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| format!("reading the weights back: {e:?}"))?;
+            .map_err(readback("the weights"))?;
         let mut tensors = BTreeMap::new();
         let mut order = Vec::new();
         let mut at = 0;
@@ -788,7 +789,10 @@ impl BurnUNet {
             let n: usize = shape.iter().product();
             let chunk = data
                 .get(at..at + n)
-                .ok_or("the weights read back are shorter than the network")?
+                .ok_or_else(|| ModelError::Readback {
+                    what: "the weights",
+                    detail: "shorter than the network".into(),
+                })?
                 .to_vec();
             at += n;
             order.push(name.clone());
@@ -814,19 +818,19 @@ impl BurnUNet {
 
     /// [`Self::to_state_dict_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
-    pub fn to_state_dict(&self) -> Result<StateDict, String> {
+    pub fn to_state_dict(&self) -> Result<StateDict, ModelError> {
         burn::tensor::read_sync(self.to_state_dict_async())
     }
 
     /// The weights as a PyTorch state_dict: exactly the keys, shapes and order of the
     /// challenge's `UNet` or the team's `UNetAttention` (114 entries for pizza_marinara),
     /// `num_batches_tracked` as integer buffers.
-    pub async fn to_state_dict_async(&self) -> Result<StateDict, String> {
+    pub async fn to_state_dict_async(&self) -> Result<StateDict, ModelError> {
         let (all, layout, ints) = self.export_parts();
         let data = all
             .into_data_async()
             .await
-            .map_err(|e| format!("reading the weights back: {e:?}"))?;
+            .map_err(readback("the weights"))?;
         Self::assemble(data, layout, ints)
     }
 }

@@ -7,6 +7,7 @@ use crate::arch::{head_prefix, Architecture, Kind};
 use crate::cpu::{
     attention_concat, conv1x1, maxpool2, up_concat, upsample_padded, ConvBn, Feature,
 };
+use crate::error::ModelError;
 use icelens_core::Chart;
 
 /// A 3x3 convolution without bias and its BatchNorm, folded, read from `{p}.{conv}.weight`
@@ -18,12 +19,12 @@ fn conv_bn(
     bn: &str,
     cin: usize,
     cout: usize,
-) -> Result<ConvBn, String> {
-    let t = |k: String| -> Result<&[f32], String> {
+) -> Result<ConvBn, ModelError> {
+    let t = |k: String| -> Result<&[f32], ModelError> {
         sd.tensors
             .get(&format!("{p}.{k}"))
             .map(|t| t.data.as_slice())
-            .ok_or_else(|| format!("`{p}.{k}` is missing"))
+            .ok_or_else(|| ModelError::Missing(format!("{p}.{k}")))
     };
     Ok(ConvBn::fold(
         cin,
@@ -43,7 +44,7 @@ pub(crate) struct DoubleConv {
 }
 
 impl DoubleConv {
-    fn load(sd: &StateDict, p: &str, cin: usize, cout: usize) -> Result<Self, String> {
+    fn load(sd: &StateDict, p: &str, cin: usize, cout: usize) -> Result<Self, ModelError> {
         Ok(Self {
             a: conv_bn(sd, p, "0", "1", cin, cout)?,
             b: conv_bn(sd, p, "3", "4", cout, cout)?,
@@ -122,7 +123,7 @@ pub struct UNet {
 
 impl UNet {
     /// Builds the network a state_dict describes; the error lists missing or misshapen tensors.
-    pub fn from_state_dict(sd: &StateDict) -> Result<UNet, String> {
+    pub fn from_state_dict(sd: &StateDict) -> Result<UNet, ModelError> {
         let arch = Architecture::infer(sd)?;
         let f = arch.filters.clone();
         let l = f.len();
@@ -164,7 +165,7 @@ impl UNet {
                     )?,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, ModelError>>()?;
         let heads = Chart::ALL
             .iter()
             .zip(arch.head_outputs)
@@ -174,7 +175,7 @@ impl UNet {
                     sd.tensors
                         .get(&format!("{p}.{k}"))
                         .map(|t| t.data.clone())
-                        .ok_or_else(|| format!("`{p}.{k}` is missing"))
+                        .ok_or_else(|| ModelError::Missing(format!("{p}.{k}")))
                 };
                 Ok(Head {
                     n,
@@ -182,7 +183,7 @@ impl UNet {
                     bias: get("bias")?,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, ModelError>>()?;
         Ok(UNet {
             arch,
             input_block,

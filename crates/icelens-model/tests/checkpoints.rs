@@ -7,7 +7,7 @@ mod common;
 use common::shared;
 use icelens_core::checkpoint::{load_state_dict, StateDict, Tensor, WeightsFormat};
 use icelens_model::cpu::Feature;
-use icelens_model::{Architecture, Kind, SicHead, UNet};
+use icelens_model::{Architecture, Kind, ModelError, SicHead, UNet};
 
 /// A state_dict with deterministic pseudo-random weights for an architecture.
 fn synthetic(arch: &Architecture) -> StateDict {
@@ -87,6 +87,12 @@ fn missing_and_misshapen_tensors_are_listed() {
         .unwrap()
         .shape = vec![6];
     let err = UNet::from_state_dict(&broken).unwrap_err();
+    // Every problem is listed, typed, for a caller to show or compare.
+    match &err {
+        ModelError::DoesNotFit { problems, .. } => assert_eq!(problems.len(), 2, "{problems:?}"),
+        other => panic!("{other:?}"),
+    }
+    let err = err.to_string();
     assert!(
         err.contains("`expand_blocks.1.double_conv.double_conv.4.running_var` is missing"),
         "{err}"
@@ -101,7 +107,10 @@ fn missing_and_misshapen_tensors_are_listed() {
         .tensors
         .retain(|k, _| !k.starts_with("input_block"));
     let err = UNet::from_state_dict(&not_unet).unwrap_err();
-    assert!(err.contains("not a challenge U-Net"), "{err}");
+    assert!(
+        matches!(&err, ModelError::NotAUNet(m) if m.contains("not a challenge U-Net")),
+        "{err}"
+    );
 
     let mut five_heads = sd;
     five_heads
@@ -109,6 +118,6 @@ fn missing_and_misshapen_tensors_are_listed() {
         .get_mut("floe_feature_map.feature_out.weight")
         .unwrap()
         .shape = vec![5, 16, 1, 1];
-    let err = UNet::from_state_dict(&five_heads).unwrap_err();
+    let err = UNet::from_state_dict(&five_heads).unwrap_err().to_string();
     assert!(err.contains("FLOE head has 5 outputs"), "{err}");
 }

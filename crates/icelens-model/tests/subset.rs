@@ -7,7 +7,8 @@ use icelens_core::input::Window;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{read_scene, ReadLimits, Scene};
 use icelens_model::{
-    balance_weights, prepare_from, sample_from, share_weights, Area, Source, TrainConfig,
+    balance_weights, prepare_from, sample_from, share_weights, Area, ModelError, Source,
+    TrainConfig,
 };
 
 fn synth_scene(lines: usize, samples: usize, seed: u64) -> Scene {
@@ -81,7 +82,10 @@ fn a_rectangle_bounds_the_patches() {
         weight: 1.0,
     }];
     let e = sample_from(&outside, 2, 24, 1).unwrap_err();
-    assert!(e.contains("24 x 24"), "{e}");
+    assert!(
+        matches!(&e, ModelError::Data(m) if m.contains("24 x 24")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -267,6 +271,9 @@ fn share_weights_make_patches_follow_the_given_shares() {
     assert_eq!(w, vec![0.0, 0.0, 0.0, 1.0, 0.0]);
     let none: std::collections::BTreeMap<String, f64> = [("Z".to_string(), 1.0)].into();
     let e = share_weights(&refs, Dimension::Region, &none).unwrap_err();
-    assert!(e.contains("region") && e.contains("A, B, C"), "{e}");
+    assert!(
+        matches!(&e, ModelError::Data(m) if m.contains("region") && m.contains("A, B, C")),
+        "{e}"
+    );
     assert!(share_weights(&refs, Dimension::Land, &shares).is_err());
 }

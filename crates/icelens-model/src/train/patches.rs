@@ -19,6 +19,7 @@ use icelens_core::input::Window;
 use icelens_core::{Chart, Scene};
 
 use super::{SplitMix64, TrainConfig};
+use crate::error::ModelError;
 
 /// Where in a scene patches may come from.
 #[derive(Debug, Clone, Default)]
@@ -97,12 +98,12 @@ impl<'a> Source<'a> {
 
 /// Scene weights that give every group of a scene-level dimension (service, region, month...)
 /// the same total probability: one over the number of scenes in the scene's group.
-pub fn balance_weights(scenes: &[&Scene], by: Dimension) -> Result<Vec<f64>, String> {
+pub fn balance_weights(scenes: &[&Scene], by: Dimension) -> Result<Vec<f64>, ModelError> {
     if !by.is_scene_level() {
-        return Err(format!(
+        return Err(ModelError::Settings(format!(
             "cannot balance by {}: it varies inside a scene (use service, region, mission, year, month, season or scene)",
             by.key()
-        ));
+        )));
     }
     let groups: Vec<Option<String>> = scenes.iter().map(|s| by.scene_group(&s.meta)).collect();
     Ok(groups
@@ -122,13 +123,13 @@ pub fn share_weights(
     scenes: &[&Scene],
     by: Dimension,
     shares: &std::collections::BTreeMap<String, f64>,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, ModelError> {
     let counts = balance_weights(scenes, by)?;
     if let Some((g, s)) = shares.iter().find(|(_, s)| !s.is_finite() || **s < 0.0) {
-        return Err(format!(
+        return Err(ModelError::Data(format!(
             "the share of {} {g} is {s}, not a fraction",
             by.key()
-        ));
+        )));
     }
     let groups: Vec<String> = scenes
         .iter()
@@ -142,11 +143,11 @@ pub fn share_weights(
     if weights.iter().all(|w| *w == 0.0) {
         let mut names: Vec<&str> = groups.iter().map(String::as_str).collect();
         names.dedup();
-        return Err(format!(
+        return Err(ModelError::Data(format!(
             "none of the scenes' {} groups ({}) has a share above 0 in the weights",
             by.key(),
             names.join(", ")
-        ));
+        )));
     }
     Ok(weights)
 }
@@ -166,7 +167,7 @@ pub fn sample_patches(
     n: usize,
     size: usize,
     seed: u64,
-) -> Result<Vec<Patch>, String> {
+) -> Result<Vec<Patch>, ModelError> {
     let sources: Vec<Source> = scenes.iter().map(|s| Source::whole(s)).collect();
     sample_from(&sources, n, size, seed)
 }
@@ -179,7 +180,7 @@ pub fn prepare_patches(
     scenes: &[&Scene],
     n: usize,
     config: &TrainConfig,
-) -> Result<(Vec<Patch>, Vec<Patch>), String> {
+) -> Result<(Vec<Patch>, Vec<Patch>), ModelError> {
     let sources: Vec<Source> = scenes.iter().map(|s| Source::whole(s)).collect();
     prepare_from(&sources, n, config)
 }
@@ -194,15 +195,15 @@ pub fn sample_from(
     n: usize,
     size: usize,
     seed: u64,
-) -> Result<Vec<Patch>, String> {
+) -> Result<Vec<Patch>, ModelError> {
     if size == 0 {
-        return Err("patch size 0".into());
+        return Err(ModelError::Settings("patch size 0".into()));
     }
     let usable: Vec<&Source> = sources.iter().filter(|s| s.usable(size)).collect();
     if usable.is_empty() {
-        return Err(format!(
+        return Err(ModelError::Data(format!(
             "no labelled scene area of at least {size} x {size} pixels to draw patches from"
-        ));
+        )));
     }
     let uniform = usable.iter().all(|s| s.weight == usable[0].weight);
     let total: f64 = usable.iter().map(|s| s.weight).sum();
@@ -263,9 +264,9 @@ pub fn sample_from(
         )?);
     }
     if out.is_empty() {
-        return Err(format!(
+        return Err(ModelError::Data(format!(
             "no {size} x {size} patch with labelled pixels in the chosen area"
-        ));
+        )));
     }
     Ok(out)
 }
@@ -277,7 +278,7 @@ pub fn prepare_from(
     sources: &[Source],
     n: usize,
     config: &TrainConfig,
-) -> Result<(Vec<Patch>, Vec<Patch>), String> {
+) -> Result<(Vec<Patch>, Vec<Patch>), ModelError> {
     let size = config.patch_size;
     let usable: Vec<Source> = sources.iter().filter(|s| s.usable(size)).cloned().collect();
     let n_val = ((n as f64) * config.val_fraction.clamp(0.0, 1.0)).round() as usize;
@@ -305,12 +306,11 @@ pub struct Patch {
 
 impl Patch {
     /// The patch of a window of a labelled scene.
-    pub fn from_window(scene: &Scene, w: Window) -> Result<Patch, String> {
-        let charts = scene
-            .charts
-            .as_ref()
-            .ok_or("the scene has no ice charts (a test-set file)")?;
-        let x = scene.input_window(w)?;
+    pub fn from_window(scene: &Scene, w: Window) -> Result<Patch, ModelError> {
+        let charts = scene.charts.as_ref().ok_or_else(|| {
+            ModelError::Data("the scene has no ice charts (a test-set file)".into())
+        })?;
+        let x = scene.input_window(w).map_err(ModelError::Data)?;
         let crop = |c: &Vec<u8>| {
             let mut out = Vec::with_capacity(w.pixels());
             for r in w.row..w.row + w.height {

@@ -12,6 +12,7 @@ use super::losses::*;
 use super::patches::Patch;
 use super::SplitMix64;
 use crate::arch::SicHead;
+use crate::error::{readback, ModelError};
 use crate::net::{BurnUNet, Freeze};
 
 /// The training recipe. Defaults are the starter kit's (spec §b.1).
@@ -195,7 +196,7 @@ fn stack(patches: &[&Patch]) -> (Vec<f32>, [Vec<u8>; 3], [usize; 4]) {
     (x, y, [patches.len(), N_INPUT, h, w])
 }
 
-fn check_patches(patches: &[Patch], what: &str) -> Result<Option<(usize, usize)>, String> {
+fn check_patches(patches: &[Patch], what: &str) -> Result<Option<(usize, usize)>, ModelError> {
     let Some(first) = patches.first() else {
         return Ok(None);
     };
@@ -205,9 +206,9 @@ fn check_patches(patches: &[Patch], what: &str) -> Result<Option<(usize, usize)>
             || p.x.len() != N_INPUT * h * w
             || p.y.iter().any(|c| c.len() != h * w)
         {
-            return Err(format!(
+            return Err(ModelError::Data(format!(
                 "{what} patches must all be {h} x {w} with 24 input channels and three charts"
-            ));
+            )));
         }
     }
     Ok(Some((h, w)))
@@ -221,22 +222,25 @@ impl Trainer {
         config: TrainConfig,
         train: Vec<Patch>,
         val: Vec<Patch>,
-    ) -> Result<Trainer, String> {
-        let (h, w) = check_patches(&train, "training")?.ok_or("no training patches")?;
+    ) -> Result<Trainer, ModelError> {
+        let (h, w) = check_patches(&train, "training")?
+            .ok_or_else(|| ModelError::Data("no training patches".into()))?;
         check_patches(&val, "validation")?;
         if config.batch_size == 0 || config.steps_per_epoch == 0 {
-            return Err("batch size and steps per epoch must be at least 1".into());
+            return Err(ModelError::Settings(
+                "batch size and steps per epoch must be at least 1".into(),
+            ));
         }
         let d = model.divisor();
         // BatchNorm needs more than one value per channel at the bridge, like PyTorch.
         if config.batch_size * (h / d) * (w / d) < 2 {
-            return Err(format!(
+            return Err(ModelError::Settings(format!(
                 "{h} x {w} patches in batches of {} are too small for {} levels: the bridge \
                  would see one pixel (use patches of at least {} px)",
                 config.batch_size,
                 model.filters.len(),
                 2 * d
-            ));
+            )));
         }
         let model = model.train().freeze_encoder(config.freeze);
         let device = model.device().autodiff();
@@ -350,11 +354,15 @@ impl Trainer {
         (Tensor::cat(all, 0), counts)
     }
 
-    fn finish_step(&mut self, data: TensorData, counts: [usize; 3]) -> Result<StepReport, String> {
+    fn finish_step(
+        &mut self,
+        data: TensorData,
+        counts: [usize; 3],
+    ) -> Result<StepReport, ModelError> {
         let v = data
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| format!("reading the loss back: {e:?}"))?;
+            .map_err(readback("the loss"))?;
         self.state.step += 1;
         self.state.step_in_epoch += 1;
         self.epoch_loss += v[0] as f64;
@@ -370,17 +378,14 @@ impl Trainer {
 
     /// [`Self::step_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
-    pub fn step(&mut self) -> Result<StepReport, String> {
+    pub fn step(&mut self) -> Result<StepReport, ModelError> {
         read_sync(self.step_async())
     }
 
     /// One training step, reading its loss back asynchronously (the browser's way).
-    pub async fn step_async(&mut self) -> Result<StepReport, String> {
+    pub async fn step_async(&mut self) -> Result<StepReport, ModelError> {
         let (t, counts) = self.step_tensors();
-        let data = t
-            .into_data_async()
-            .await
-            .map_err(|e| format!("reading the loss back: {e:?}"))?;
+        let data = t.into_data_async().await.map_err(readback("the loss"))?;
         self.finish_step(data, counts)
     }
 
@@ -425,11 +430,11 @@ impl Trainer {
         sums: TensorData,
         classes: TensorData,
         counts: [usize; 3],
-    ) -> Result<ValSums, String> {
+    ) -> Result<ValSums, ModelError> {
         let sums = sums
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| format!("reading the validation loss back: {e:?}"))?;
+            .map_err(readback("the validation loss"))?;
         let pred: Vec<u8> = classes
             .iter::<i64>()
             .map(|v| v.clamp(0, 255) as u8)
@@ -440,7 +445,10 @@ impl Trainer {
             for (c, cm) in conf.iter_mut().enumerate() {
                 for p in chunk {
                     let n = p.y[c].len();
-                    let got = pred.get(at..at + n).ok_or("validation classes are short")?;
+                    let got = pred.get(at..at + n).ok_or_else(|| ModelError::Readback {
+                        what: "the validation classes",
+                        detail: "fewer than the patches".into(),
+                    })?;
                     cm.add_maps(&p.y[c], got);
                     at += n;
                 }
@@ -518,24 +526,24 @@ impl Trainer {
 
     /// [`Self::validate_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
-    pub fn validate(&mut self) -> Result<ValReport, String> {
+    pub fn validate(&mut self) -> Result<ValReport, ModelError> {
         read_sync(self.validate_async())
     }
 
     /// Evaluates the validation patches (eval mode, running statistics), closes the epoch,
     /// keeps the weights if they are the best so far and updates early stopping.
-    pub async fn validate_async(&mut self) -> Result<ValReport, String> {
+    pub async fn validate_async(&mut self) -> Result<ValReport, ModelError> {
         let sums = match self.val_tensors() {
             Some(t) => Some(
                 self.read_val(
                     t.sums
                         .into_data_async()
                         .await
-                        .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
+                        .map_err(readback("the validation loss"))?,
                     t.classes
                         .into_data_async()
                         .await
-                        .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
+                        .map_err(readback("the validation classes"))?,
                     t.counts,
                 )?,
             ),
@@ -546,13 +554,13 @@ impl Trainer {
 
     /// [`Self::baseline_async`], blocking (native only).
     #[cfg(not(target_family = "wasm"))]
-    pub fn baseline(&self) -> Result<Option<Baseline>, String> {
+    pub fn baseline(&self) -> Result<Option<Baseline>, ModelError> {
         read_sync(self.baseline_async())
     }
 
     /// The validation loss and scores of the model as it is, without closing an epoch: the
     /// "before" of a fine-tuning run. `None` without validation patches.
-    pub async fn baseline_async(&self) -> Result<Option<Baseline>, String> {
+    pub async fn baseline_async(&self) -> Result<Option<Baseline>, ModelError> {
         let Some(t) = self.val_tensors() else {
             return Ok(None);
         };
@@ -560,11 +568,11 @@ impl Trainer {
             t.sums
                 .into_data_async()
                 .await
-                .map_err(|e| format!("reading the validation loss back: {e:?}"))?,
+                .map_err(readback("the validation loss"))?,
             t.classes
                 .into_data_async()
                 .await
-                .map_err(|e| format!("reading the validation classes back: {e:?}"))?,
+                .map_err(readback("the validation classes"))?,
             t.counts,
         )?;
         Ok(Some(self.baseline_report(&v)))
@@ -573,7 +581,7 @@ impl Trainer {
     /// Runs to the end (all epochs or early stopping), reporting every step and validation;
     /// `on_event` returning `false` stops the run after that event. Native only.
     #[cfg(not(target_family = "wasm"))]
-    pub fn run(&mut self, mut on_event: impl FnMut(&TrainEvent) -> bool) -> Result<(), String> {
+    pub fn run(&mut self, mut on_event: impl FnMut(&TrainEvent) -> bool) -> Result<(), ModelError> {
         while !self.finished() {
             let event = if self.epoch_done() {
                 TrainEvent::Validation(self.validate()?)
