@@ -12,6 +12,30 @@ use crate::scene::Scene;
 /// Input channels of the challenge U-Net.
 pub const N_INPUT: usize = 24;
 
+/// A window that cannot be used: text that is not one, or a rectangle outside the scene.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("window `{0}` is not ROW,COL,HEIGHT,WIDTH in whole numbers")]
+    NotNumbers(String),
+    #[error("window `{0}` needs four numbers: ROW,COL,HEIGHT,WIDTH")]
+    NotFour(String),
+    #[error("window {},{},{},{} does not fit the {lines} x {samples} scene", .window.row, .window.col, .window.height, .window.width)]
+    Outside {
+        window: Window,
+        lines: usize,
+        samples: usize,
+    },
+    #[error("input buffer holds {got} values, the window needs {need}")]
+    Buffer { got: usize, need: usize },
+}
+
+/// The command line and the page report errors as text; `?` turns this into it there.
+impl From<WindowError> for String {
+    fn from(e: WindowError) -> String {
+        e.to_string()
+    }
+}
+
 /// A rectangle of the SAR grid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -40,23 +64,21 @@ impl Window {
     }
 
     /// Parses `ROW,COL,HEIGHT,WIDTH`.
-    pub fn parse(s: &str) -> Result<Window, String> {
+    pub fn parse(s: &str) -> Result<Window, WindowError> {
         let parts: Vec<&str> = s.split(',').map(str::trim).collect();
         let nums: Vec<usize> = parts
             .iter()
             .map(|p| p.parse::<usize>())
             .collect::<Result<_, _>>()
-            .map_err(|_| format!("window `{s}` is not ROW,COL,HEIGHT,WIDTH in whole numbers"))?;
+            .map_err(|_| WindowError::NotNumbers(s.into()))?;
         match nums[..] {
             [r, c, h, w] => Ok(Window::new(r, c, h, w)),
-            _ => Err(format!(
-                "window `{s}` needs four numbers: ROW,COL,HEIGHT,WIDTH"
-            )),
+            _ => Err(WindowError::NotFour(s.into())),
         }
     }
 
     /// Whether the window is non-empty and lies inside a `lines x samples` grid.
-    pub fn check(&self, lines: usize, samples: usize) -> Result<(), String> {
+    pub fn check(&self, lines: usize, samples: usize) -> Result<(), WindowError> {
         let fits = self.height > 0
             && self.width > 0
             && self
@@ -70,10 +92,11 @@ impl Window {
         if fits {
             Ok(())
         } else {
-            Err(format!(
-                "window {},{},{},{} does not fit the {lines} x {samples} scene",
-                self.row, self.col, self.height, self.width
-            ))
+            Err(WindowError::Outside {
+                window: *self,
+                lines,
+                samples,
+            })
         }
     }
 }
@@ -89,22 +112,21 @@ pub fn nearest_source(dst: usize, input: usize, output: usize) -> usize {
 
 impl Scene {
     /// The `[24, height, width]` float32 input of a window, channel-major, row-major.
-    pub fn input_window(&self, w: Window) -> Result<Vec<f32>, String> {
+    pub fn input_window(&self, w: Window) -> Result<Vec<f32>, WindowError> {
         let mut out = vec![0f32; N_INPUT * w.pixels()];
         self.input_window_into(w, &mut out)?;
         Ok(out)
     }
 
     /// Like [`Scene::input_window`], into a caller's buffer (reused across tiles).
-    pub fn input_window_into(&self, w: Window, out: &mut [f32]) -> Result<(), String> {
+    pub fn input_window_into(&self, w: Window, out: &mut [f32]) -> Result<(), WindowError> {
         w.check(self.lines, self.samples)?;
         let plane = w.pixels();
         if out.len() != N_INPUT * plane {
-            return Err(format!(
-                "input buffer holds {} values, the window needs {}",
-                out.len(),
-                N_INPUT * plane
-            ));
+            return Err(WindowError::Buffer {
+                got: out.len(),
+                need: N_INPUT * plane,
+            });
         }
         for (c, src) in self.sar.iter().enumerate() {
             let dst = &mut out[c * plane..(c + 1) * plane];

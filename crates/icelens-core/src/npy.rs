@@ -61,21 +61,27 @@ impl NpyArray {
         self.len() == 0
     }
 
-    pub fn to_f32(&self) -> Result<Vec<f32>, String> {
+    pub fn to_f32(&self) -> Result<Vec<f32>, NpyError> {
         match self.dtype {
             Dtype::F32 => Ok(self
                 .data
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect()),
-            other => Err(format!("array is {other:?}, expected float32")),
+            other => Err(NpyError::Dtype {
+                found: other,
+                expected: "float32",
+            }),
         }
     }
 
-    pub fn to_u8(&self) -> Result<Vec<u8>, String> {
+    pub fn to_u8(&self) -> Result<Vec<u8>, NpyError> {
         match self.dtype {
             Dtype::U8 => Ok(self.data.clone()),
-            other => Err(format!("array is {other:?}, expected uint8")),
+            other => Err(NpyError::Dtype {
+                found: other,
+                expected: "uint8",
+            }),
         }
     }
 }
@@ -120,10 +126,38 @@ fn header(dtype: Dtype, shape: &[usize]) -> Vec<u8> {
     out
 }
 
+/// A `.npy` or `.npz` that cannot be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NpyError {
+    #[error("not a .npy file (no \\x93NUMPY signature)")]
+    NotNpy,
+    #[error("unsupported .npy version {0}")]
+    Version(u8),
+    /// The header dictionary: what is wrong with it.
+    #[error("the .npy header {0}")]
+    Header(String),
+    #[error("the .npy data has {found} bytes, its shape needs {needed}")]
+    Length { found: usize, needed: usize },
+    #[error("array is {found:?}, expected {expected}")]
+    Dtype {
+        found: Dtype,
+        expected: &'static str,
+    },
+    #[error("{0}")]
+    Npz(String),
+}
+
+/// The command line reports errors as text; `?` turns this into it there.
+impl From<NpyError> for String {
+    fn from(e: NpyError) -> String {
+        e.to_string()
+    }
+}
+
 /// Decodes `.npy` bytes, checking that the data is as long as the shape says.
-pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
+pub fn read(bytes: &[u8]) -> Result<NpyArray, NpyError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err("not a .npy file (no \\x93NUMPY signature)".into());
+        return Err(NpyError::NotNpy);
     }
     let (hlen, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
@@ -131,18 +165,18 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(format!("unsupported .npy version {v}")),
+        v => return Err(NpyError::Version(v)),
     };
     let end = start
         .checked_add(hlen)
         .filter(|e| *e <= bytes.len())
-        .ok_or("the .npy header is longer than the file")?;
-    let dict =
-        std::str::from_utf8(&bytes[start..end]).map_err(|_| "the .npy header is not text")?;
-    let field = |key: &str| -> Result<&str, String> {
+        .ok_or(NpyError::Header("is longer than the file".into()))?;
+    let dict = std::str::from_utf8(&bytes[start..end])
+        .map_err(|_| NpyError::Header("is not text".into()))?;
+    let field = |key: &str| -> Result<&str, NpyError> {
         let at = dict
             .find(&format!("'{key}'"))
-            .ok_or(format!("the .npy header has no '{key}'"))?;
+            .ok_or_else(|| NpyError::Header(format!("has no '{key}'")))?;
         Ok(dict[at + key.len() + 2..].trim_start_matches([':', ' ']))
     };
     let descr = field("descr")?;
@@ -151,36 +185,41 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
         .split('\'')
         .next()
         .unwrap_or("");
-    let dtype = Dtype::parse(descr).ok_or(format!("unsupported .npy dtype {descr}"))?;
+    let dtype = Dtype::parse(descr)
+        .ok_or_else(|| NpyError::Header(format!("has the unsupported dtype {descr}")))?;
     if field("fortran_order")?.starts_with("True") {
-        return Err("Fortran-ordered .npy arrays are not supported".into());
+        return Err(NpyError::Header(
+            "asks for Fortran order, which is not supported".into(),
+        ));
     }
     let shape_text = field("shape")?;
     let inner = shape_text
         .strip_prefix('(')
         .and_then(|t| t.split_once(')'))
         .map(|(inner, _)| inner)
-        .ok_or("the .npy shape is not a tuple such as (1, 24, 256, 256)")?;
+        .ok_or_else(|| {
+            NpyError::Header("has a shape that is not a tuple such as (1, 24, 256, 256)".into())
+        })?;
     let shape = inner
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
             s.parse::<usize>()
-                .map_err(|_| format!("bad .npy shape entry {s}"))
+                .map_err(|_| NpyError::Header(format!("has the bad shape entry {s}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let n = shape
         .iter()
         .try_fold(1usize, |a, d| a.checked_mul(*d))
         .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or("the .npy shape overflows")?;
+        .ok_or(NpyError::Header("has a shape that overflows".into()))?;
     let data = &bytes[end..];
     if data.len() != n {
-        return Err(format!(
-            "the .npy data has {} bytes, its shape needs {n}",
-            data.len()
-        ));
+        return Err(NpyError::Length {
+            found: data.len(),
+            needed: n,
+        });
     }
     Ok(NpyArray {
         dtype,
@@ -193,24 +232,24 @@ pub fn read(bytes: &[u8]) -> Result<NpyArray, String> {
 pub const MAX_NPZ_MEMBER: u64 = 1 << 30;
 
 /// Reads one member (`name`, without `.npy`) of an `.npz` archive.
-pub fn read_npz_member(npz: &[u8], name: &str) -> Result<NpyArray, String> {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(npz)).map_err(|e| format!("not an .npz: {e}"))?;
+pub fn read_npz_member(npz: &[u8], name: &str) -> Result<NpyArray, NpyError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(npz))
+        .map_err(|e| NpyError::Npz(format!("not an .npz: {e}")))?;
     let mut file = zip
         .by_name(&format!("{name}.npy"))
-        .map_err(|_| format!("the .npz has no member {name}"))?;
+        .map_err(|_| NpyError::Npz(format!("the .npz has no member {name}")))?;
     // The declared size is a claim: reserve no more than the archive holds, and inflate at
     // most MAX_NPZ_MEMBER bytes whatever it says; `read` then checks the data against the shape.
     let mut bytes = Vec::with_capacity(file.size().min(npz.len() as u64) as usize);
     (&mut file)
         .take(MAX_NPZ_MEMBER + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("member {name} cannot be read: {e}"))?;
+        .map_err(|e| NpyError::Npz(format!("member {name} cannot be read: {e}")))?;
     if bytes.len() as u64 > MAX_NPZ_MEMBER {
-        return Err(format!(
+        return Err(NpyError::Npz(format!(
             "member {name} is larger than {} MiB",
             MAX_NPZ_MEMBER >> 20
-        ));
+        )));
     }
     read(&bytes)
 }
@@ -239,7 +278,13 @@ mod tests {
     fn rejects_short_data() {
         let mut bytes = write_f32(&[3], &[1.0, 2.0, 3.0]);
         bytes.truncate(bytes.len() - 1);
-        assert!(read(&bytes).unwrap_err().contains("needs 12"));
+        assert_eq!(
+            read(&bytes).unwrap_err(),
+            NpyError::Length {
+                found: 11,
+                needed: 12
+            }
+        );
         assert!(read(b"hello").is_err());
     }
 }

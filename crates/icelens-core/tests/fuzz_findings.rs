@@ -27,7 +27,7 @@ fn every_fuzz_finding_is_refused_by_its_reader() {
     assert!(!all.is_empty(), "tests/data/fuzz holds the findings");
     for (name, bytes) in all {
         let err = match name.split('_').next().unwrap_or("") {
-            "npy" => npy::read(&bytes).err(),
+            "npy" => npy::read(&bytes).err().map(|e| e.to_string()),
             "scene" => read_scene(&name, bytes.clone(), &ReadLimits::default())
                 .err()
                 .map(|e| e.to_string()),
@@ -47,5 +47,8 @@ fn a_shape_starting_with_a_closing_parenthesis_names_the_shape() {
     )
     .unwrap();
     let err = npy::read(&bytes).unwrap_err();
-    assert!(err.contains("shape"), "{err}");
+    assert!(
+        matches!(&err, npy::NpyError::Header(m) if m.contains("shape")),
+        "{err}"
+    );
 }

@@ -27,6 +27,9 @@ pub enum ModelError {
     /// What a run would learn from cannot be used: no charts, no patches, no such group.
     #[error("{0}")]
     Data(String),
+    /// A window outside the scene.
+    #[error(transparent)]
+    Window(#[from] icelens_core::input::WindowError),
     /// The backend could not hand a result back.
     #[error("reading {what} back: {detail}")]
     Readback { what: &'static str, detail: String },

@@ -168,6 +168,12 @@ impl From<String> for InferError {
     }
 }
 
+impl From<icelens_core::input::WindowError> for InferError {
+    fn from(e: icelens_core::input::WindowError) -> Self {
+        InferError::Model(e.into())
+    }
+}
+
 impl From<ModelError> for InferError {
     fn from(e: ModelError) -> Self {
         InferError::Model(e)

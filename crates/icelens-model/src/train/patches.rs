@@ -310,7 +310,7 @@ impl Patch {
         let charts = scene.charts.as_ref().ok_or_else(|| {
             ModelError::Data("the scene has no ice charts (a test-set file)".into())
         })?;
-        let x = scene.input_window(w).map_err(ModelError::Data)?;
+        let x = scene.input_window(w)?;
         let crop = |c: &Vec<u8>| {
             let mut out = Vec::with_capacity(w.pixels());
             for r in w.row..w.row + w.height {
