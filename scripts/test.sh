@@ -15,6 +15,8 @@ step() { printf '\n\033[1;36m==> %s\033[0m\n' "$*" >&2; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "no import loops between source files"
+python3 scripts/check_cycles.py
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo clippy for wasm32 (the page and its worker as the browser runs them)"

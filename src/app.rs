@@ -1,8 +1,5 @@
 //! The page: its layout, over the state (`state.rs`) and its actions (`actions.rs`).
 
-use std::sync::Arc;
-
-use icelens_core::Scene;
 use leptos::prelude::*;
 
 use crate::actions;
@@ -11,7 +8,7 @@ use crate::components::atlas::AtlasPanel;
 use crate::components::conditions::ConditionsPanel;
 use crate::components::panels::{Legend, ModelCard, SceneCard, ScoresPanel};
 use crate::components::story::{self as page_story, StoryOverlay, StoryPanel};
-use crate::components::training::{TrainingContext, TrainingPanel};
+use crate::components::training::TrainingPanel;
 use crate::components::upload::PackageButton;
 use crate::components::viewer::Viewer;
 use crate::inference::Backend;
@@ -65,25 +62,12 @@ pub fn App() -> impl IntoView {
         panel,
         story,
         skipped,
-        scene,
         model,
-        other,
         run,
         breakdown,
         ..
     } = app;
     let page = app.page();
-    let training = TrainingContext {
-        scenes,
-        current,
-        models,
-        model_index,
-        errors,
-        view,
-        selected,
-        gpu_available,
-        atlas,
-    };
     let package_done = Signal::derive(move || {
         let b = backend.get().key();
         package_request.with(|p| {
@@ -97,7 +81,6 @@ pub fn App() -> impl IntoView {
             })
         })
     });
-    let run_of = Callback::new(move |(s, name): (Arc<Scene>, String)| app.run_of(&s, &name));
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         dragging.set(false);
@@ -233,16 +216,16 @@ pub fn App() -> impl IntoView {
                         </label>
                     </section>
                     <StoryPanel page=page story=story />
-                    <ScoresPanel run=run scene=scene />
+                    <ScoresPanel />
                 </aside>
                 <div class="stage">
-                    <Viewer scene=scene run=run other=other layer=layer opacity=opacity sar_view=sar_view view=view highlight=highlight />
+                    <Viewer />
                     <StoryOverlay story=story />
                     <div class="side" data-panel=move || panel.get()>
-                        <Legend layer=layer />
+                        <Legend />
                         <ConditionsPanel scenes=scenes current=current models=models.into() breakdown=breakdown run=run view=view highlight=highlight selected=selected results=results />
                         <AtlasPanel state=atlas errors=errors show=Signal::derive(move || story.presenting.get() && panel.get() == "atlas") />
-                        <TrainingPanel ctx=training run_of=run_of />
+                        <TrainingPanel />
                     </div>
                 </div>
             </main>

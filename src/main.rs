@@ -11,6 +11,7 @@ mod inference;
 mod layers;
 mod model;
 mod state;
+mod view;
 
 // The module's static constructors (burn's GPU compiler registers its passes in some),
 // synthesised by the wasm linker.

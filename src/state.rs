@@ -15,9 +15,9 @@ use crate::components::atlas::AtlasState;
 use crate::components::conditions;
 use crate::components::story::{PageState, StoryState};
 use crate::components::upload::PackageRequest;
-use crate::components::viewer::ViewState;
 use crate::inference::{Backend, Model, Run};
 use crate::layers::Layer;
+use crate::view::ViewState;
 
 /// (scene file, model name, backend) of a run.
 pub type RunKey = (String, String, &'static str);

@@ -10,21 +10,10 @@
 //! arithmetic never freezes the picture: the page keeps one such worker, sends it each model
 //! once, then the input of every tile.
 //!
-//! Messages, in:
-//! - `{ kind: "decode", file: File }`; out: `{ kind: "progress", stage, done, total }` while
-//!   reading and decoding, then `{ kind: "scene", header, arrays }` (see
-//!   `icelens_core::transfer`; the arrays' buffers are transferred, not copied);
-//! - `{ kind: "model", id, name, bytes }` (a checkpoint in any format icelens reads); out:
-//!   `{ kind: "done", id }`;
-//! - `{ kind: "check-model", name, bytes }`: reads a dropped checkpoint before the page does,
-//!   in this worker's own memory, so that whatever a file does costs a worker, never the
-//!   page; out: `{ kind: "checked", architecture }`;
-//! - `{ kind: "forward", id, model, c, h, w, data: Float32Array }`; out:
-//!   `{ kind: "outputs", id, heads: [{ c, h, w, data }, …] }` (SIC, SOD, FLOE, then an
-//!   attention U-Net's ψ per expanding block, deepest first).
-//!
-//! Any failure answers `{ kind: "error", id, message }`; a panic, `{ kind: "error", message }`
-//! before the worker ends.
+//! The messages are `icelens_core::messages` (`ToWorker` in, `FromWorker` out), one
+//! definition for both sides: decode a scene file, keep a model, check a dropped checkpoint,
+//! run a tile. Any failure answers `Error` with the request's id; a panic, `Error` without
+//! one, before the worker ends.
 //!
 //! Only `js_sys` is used to reach the worker's globals, so this adds no `web-sys` features
 //! (which would rebuild the GPU stack that shares them).
@@ -42,16 +31,17 @@ mod run {
     use std::collections::HashMap;
 
     use icelens_core::checkpoint::load_state_dict;
+    use icelens_core::messages::{FromWorker, ToWorker};
     use icelens_core::transfer::{split, Array};
     use icelens_core::{read_scene, ReadLimits};
     use icelens_model::cpu::Feature;
     use icelens_model::UNet;
-    use js_sys::{Array as JsArray, Object, Reflect, Uint8Array};
+    use js_sys::{Array as JsArray, Reflect, Uint8Array};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
     use wasm_bindgen_futures::JsFuture;
 
-    use crate::js::{call, get, js_err, set};
+    use crate::js::{call, js_err, post_message, received};
 
     /// Bytes read per slice of the file: small enough for smooth progress, large enough that
     /// the per-slice cost does not matter.
@@ -59,27 +49,21 @@ mod run {
     /// The page refuses larger files before sending them; checked again here.
     const MAX_FILE_BYTES: f64 = 600.0 * 1024.0 * 1024.0;
 
-    fn post(msg: &Object, transfer: Option<&JsArray>) {
-        let global = js_sys::global();
-        let Ok(f) = Reflect::get(&global, &"postMessage".into()) else {
-            return;
-        };
-        let Ok(f) = f.dyn_into::<js_sys::Function>() else {
-            return;
-        };
-        let _ = match transfer {
-            Some(t) => f.call2(&global, msg, t),
-            None => f.call1(&global, msg),
-        };
+    /// Tells the page `msg`, with `data` beside it (its buffers transferred).
+    fn reply(msg: FromWorker, data: &JsValue, transfer: Option<&JsArray>) {
+        let _ = post_message(&js_sys::global(), msg.encode(), data, transfer);
     }
 
     fn progress(stage: &str, done: f64, total: f64) {
-        let o = Object::new();
-        set(&o, "kind", "progress");
-        set(&o, "stage", stage);
-        set(&o, "done", done);
-        set(&o, "total", total);
-        post(&o, None);
+        reply(
+            FromWorker::Progress {
+                stage: stage.into(),
+                done,
+                total,
+            },
+            &JsValue::UNDEFINED,
+            None,
+        );
     }
 
     fn call0(o: &JsValue, name: &str) -> Result<JsValue, String> {
@@ -131,107 +115,63 @@ mod run {
         static MODELS: RefCell<HashMap<String, UNet>> = RefCell::new(HashMap::new());
     }
 
-    /// The network of a `{ name, bytes }` message, read and checked as the page reads it.
-    fn parse_model(data: &JsValue) -> Result<(String, UNet), String> {
-        let name = get(data, "name")
-            .as_string()
-            .ok_or("a model without a name")?;
-        let bytes: Uint8Array = get(data, "bytes")
+    /// The network of a checkpoint's bytes, read and checked as the page reads it.
+    fn parse_model(name: &str, data: &JsValue) -> Result<UNet, String> {
+        let bytes: Uint8Array = data
+            .clone()
             .dyn_into()
             .map_err(|_| format!("{name}: no bytes"))?;
-        let sd = load_state_dict(&name, &bytes.to_vec()).map_err(|e| e.to_string())?;
-        let net = UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))?;
-        Ok((name, net))
+        let sd = load_state_dict(name, &bytes.to_vec()).map_err(|e| e.to_string())?;
+        UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))
     }
 
-    fn load_model(data: &JsValue) -> Result<(), String> {
-        let (name, net) = parse_model(data)?;
-        MODELS.with(|m| m.borrow_mut().insert(name, net));
-        Ok(())
-    }
-
-    fn forward(data: &JsValue) -> Result<(Object, JsArray), String> {
-        let name = get(data, "model").as_string().unwrap_or_default();
-        let dim = |k: &str| {
-            get(data, k)
-                .as_f64()
-                .map(|v| v as usize)
-                .ok_or(format!("no {k}"))
-        };
-        let (c, h, w) = (dim("c")?, dim("h")?, dim("w")?);
-        let input: js_sys::Float32Array = get(data, "data")
+    /// Runs the model kept as `name` on a `[24, h, w]` tile: the heads' shapes, and their
+    /// values as typed arrays with the buffers to transfer.
+    fn forward(
+        name: &str,
+        h: usize,
+        w: usize,
+        data: &JsValue,
+    ) -> Result<(Vec<[usize; 3]>, JsArray, JsArray), String> {
+        let input: js_sys::Float32Array = data
+            .clone()
             .dyn_into()
             .map_err(|_| "the tile has no float32 data".to_string())?;
-        if c != 24 || input.length() as usize != c * h * w {
+        if Some(input.length() as usize) != h.checked_mul(w).and_then(|n| n.checked_mul(24)) {
             return Err(format!(
                 "a tile of {} values is not 24 x {h} x {w}",
                 input.length()
             ));
         }
         let x = Feature {
-            c,
+            c: 24,
             h,
             w,
             data: input.to_vec(),
         };
-        let out = MODELS.with(|m| {
+        let (out, psis) = MODELS.with(|m| {
             m.borrow()
-                .get(&name)
+                .get(name)
                 .map(|net| net.forward_with_attention(&x))
                 .ok_or(format!("{name}: not loaded in the worker"))
         })?;
-        let (out, psis) = out;
-        let heads = JsArray::new();
-        let transfer = JsArray::new();
+        let (mut shapes, arrays, transfer) = (Vec::new(), JsArray::new(), JsArray::new());
         for f in [out.sic, out.sod, out.floe].into_iter().chain(psis) {
-            let o = Object::new();
-            set(&o, "c", f.c as f64);
-            set(&o, "h", f.h as f64);
-            set(&o, "w", f.w as f64);
+            shapes.push([f.c, f.h, f.w]);
             let d = js_sys::Float32Array::from(f.data.as_slice());
             transfer.push(&d.buffer());
-            set(&o, "data", d);
-            heads.push(&o);
+            arrays.push(&d);
         }
-        let o = Object::new();
-        set(&o, "kind", "outputs");
-        set(&o, "heads", heads);
-        Ok((o, transfer))
+        Ok((shapes, arrays, transfer))
     }
 
-    async fn handle(data: JsValue) -> Result<(), String> {
-        let id = get(&data, "id");
-        match get(&data, "kind").as_string().as_deref() {
-            Some("model") => {
-                load_model(&data)?;
-                let o = Object::new();
-                set(&o, "kind", "done");
-                set(&o, "id", id);
-                post(&o, None);
-                return Ok(());
-            }
-            Some("check-model") => {
-                let (_, net) = parse_model(&data)?;
-                let o = Object::new();
-                set(&o, "kind", "checked");
-                set(&o, "architecture", net.arch.name());
-                post(&o, None);
-                return Ok(());
-            }
-            Some("forward") => {
-                let (o, transfer) = forward(&data)?;
-                set(&o, "id", id);
-                post(&o, Some(&transfer));
-                return Ok(());
-            }
-            _ => {}
-        }
-        let file = Reflect::get(&data, &"file".into()).map_err(js_err)?;
-        let name = Reflect::get(&file, &"name".into())
+    /// Reads and decodes a scene `File`: its header and arrays, the buffers to transfer.
+    async fn decode(file: &JsValue) -> Result<(String, JsArray, JsArray), String> {
+        let name = Reflect::get(file, &"name".into())
             .ok()
             .and_then(|n| n.as_string())
             .unwrap_or_else(|| "file".into());
-        let bytes = read(&file, &name).await?;
+        let bytes = read(file, &name).await?;
         progress("decoding", 0.0, 1.0);
         let scene = read_scene(&name, bytes, &ReadLimits::default()).map_err(|e| e.to_string())?;
         progress("decoding", 1.0, 1.0);
@@ -247,11 +187,31 @@ mod run {
             transfer.push(&Reflect::get(&js, &"buffer".into()).map_err(js_err)?);
             arrays.push(&js);
         }
-        let o = Object::new();
-        set(&o, "kind", "scene");
-        set(&o, "header", parts.header);
-        set(&o, "arrays", arrays);
-        post(&o, Some(&transfer));
+        Ok((parts.header, arrays, transfer))
+    }
+
+    async fn handle(msg: ToWorker, data: JsValue) -> Result<(), String> {
+        let none = JsValue::UNDEFINED;
+        match msg {
+            ToWorker::Model { id, name } => {
+                let net = parse_model(&name, &data)?;
+                MODELS.with(|m| m.borrow_mut().insert(name, net));
+                reply(FromWorker::Done { id }, &none, None);
+            }
+            ToWorker::CheckModel { name } => {
+                let net = parse_model(&name, &data)?;
+                let architecture = net.arch.name().into();
+                reply(FromWorker::Checked { architecture }, &none, None);
+            }
+            ToWorker::Forward { id, model, h, w } => {
+                let (shapes, arrays, transfer) = forward(&model, h, w, &data)?;
+                reply(FromWorker::Outputs { id, shapes }, &arrays, Some(&transfer));
+            }
+            ToWorker::Decode => {
+                let (header, arrays, transfer) = decode(&data).await?;
+                reply(FromWorker::Scene { header }, &arrays, Some(&transfer));
+            }
+        }
         Ok(())
     }
 
@@ -259,35 +219,28 @@ mod run {
         // A panic says what it was before the worker ends (an allocation that fails aborts
         // without a word, which the page reads as out of memory).
         std::panic::set_hook(Box::new(|info| {
-            let o = Object::new();
-            set(&o, "kind", "error");
-            set(
-                &o,
-                "message",
-                format!("icelens failed in its worker: {info}"),
+            let message = format!("icelens failed in its worker: {info}");
+            reply(
+                FromWorker::Error { id: None, message },
+                &JsValue::UNDEFINED,
+                None,
             );
-            post(&o, None);
         }));
         let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let data = Reflect::get(&event, &"data".into()).unwrap_or(JsValue::UNDEFINED);
+            let (text, data) = received(&event);
             wasm_bindgen_futures::spawn_local(async move {
-                let id = get(&data, "id");
-                if let Err(message) = handle(data).await {
-                    let o = Object::new();
-                    set(&o, "kind", "error");
-                    set(&o, "id", id);
-                    set(&o, "message", message);
-                    post(&o, None);
+                let (id, result) = match ToWorker::decode(&text) {
+                    Ok(msg) => (msg.id(), handle(msg, data).await),
+                    Err(e) => (None, Err(e.to_string())),
+                };
+                if let Err(message) = result {
+                    reply(FromWorker::Error { id, message }, &JsValue::UNDEFINED, None);
                 }
             });
         });
         let _ = Reflect::set(&js_sys::global(), &"onmessage".into(), on_message.as_ref());
         on_message.forget();
-        // Tell the page the worker is listening (messages sent before are not lost, but a
-        // page that hears nothing can tell a worker that failed to start).
-        let o = Object::new();
-        set(&o, "kind", "ready");
-        post(&o, None);
+        reply(FromWorker::Ready, &JsValue::UNDEFINED, None);
     }
 }
 

@@ -12,22 +12,26 @@ use std::rc::Rc;
 
 use icelens_core::checkpoint::write_burnpack;
 use icelens_core::memory::try_zeros;
+use icelens_core::messages::{FromWorker, ToWorker};
 use icelens_model::cpu::Feature;
 use icelens_model::Outputs;
-use js_sys::{Object, Reflect};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{get, set, start_worker, worker_death};
+use crate::browser::js::{call, post_message, received, start_worker, worker_death};
 use crate::model::Model;
 
 type Handler = Closure<dyn FnMut(JsValue)>;
 type Pending = Rc<RefCell<HashMap<u32, (js_sys::Function, js_sys::Function)>>>;
+/// Answers that arrived, by request id, until their askers pick them up.
+type Answers = Rc<RefCell<HashMap<u32, FromWorker>>>;
 
 struct CpuWorker {
     worker: JsValue,
     pending: Pending,
+    answers: Answers,
     next: Cell<u32>,
     /// Models the worker holds, by name.
     loaded: RefCell<HashSet<String>>,
@@ -40,55 +44,62 @@ thread_local! {
     static WORKER: RefCell<Option<Rc<CpuWorker>>> = const { RefCell::new(None) };
 }
 
+/// Rejects every request still waiting with `msg`.
+fn fail_all(pending: &Pending, msg: &str) {
+    let msg = JsValue::from_str(msg);
+    for (_, (_, reject)) in pending.borrow_mut().drain() {
+        let _ = reject.call1(&JsValue::NULL, &msg);
+    }
+}
+
 fn start() -> Result<Rc<CpuWorker>, String> {
     let worker = start_worker().map_err(|e| format!("CPU inference: {e}"))?;
     let pending: Pending = Rc::default();
+    let answers: Answers = Rc::default();
     let ready_slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
     let ready = {
         let slot = ready_slot.clone();
         js_sys::Promise::new(&mut move |resolve, _| *slot.borrow_mut() = Some(resolve))
     };
     let on_message = {
-        let pending = pending.clone();
+        let (pending, answers) = (pending.clone(), answers.clone());
         Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let data = get(&event, "data");
-            let kind = get(&data, "kind").as_string().unwrap_or_default();
-            if kind == "ready" {
-                if let Some(resolve) = ready_slot.borrow_mut().take() {
-                    let _ = resolve.call0(&JsValue::NULL);
-                }
-                return;
-            }
-            let Some(id) = get(&data, "id").as_f64().map(|v| v as u32) else {
-                // An error of no request: the worker's panic hook, just before it ends.
-                if kind == "error" {
-                    let msg = get(&data, "message");
-                    for (_, (_, reject)) in pending.borrow_mut().drain() {
-                        let _ = reject.call1(&JsValue::NULL, &msg);
+            let (text, data) = received(&event);
+            let reply = match FromWorker::decode(&text) {
+                Ok(r) => r,
+                Err(e) => return fail_all(&pending, &e.to_string()),
+            };
+            match (reply.id(), reply) {
+                (_, FromWorker::Ready) => {
+                    if let Some(resolve) = ready_slot.borrow_mut().take() {
+                        let _ = resolve.call0(&JsValue::NULL);
                     }
                 }
-                return;
-            };
-            if let Some((resolve, reject)) = pending.borrow_mut().remove(&id) {
-                let _ = if kind == "error" {
-                    reject.call1(&JsValue::NULL, &get(&data, "message"))
-                } else {
-                    resolve.call1(&JsValue::NULL, &data)
-                };
+                // An error of no request: the worker's panic hook, just before it ends.
+                (None, FromWorker::Error { message, .. }) => fail_all(&pending, &message),
+                (Some(id), reply) => {
+                    let Some((resolve, reject)) = pending.borrow_mut().remove(&id) else {
+                        return;
+                    };
+                    let _ = match reply {
+                        FromWorker::Error { message, .. } => {
+                            reject.call1(&JsValue::NULL, &JsValue::from_str(&message))
+                        }
+                        reply => {
+                            answers.borrow_mut().insert(id, reply);
+                            resolve.call1(&JsValue::NULL, &data)
+                        }
+                    };
+                }
+                (None, _) => {}
             }
         })
     };
     let on_error = {
         let pending = pending.clone();
         Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-            let _ = Reflect::get(&event, &"preventDefault".into())
-                .ok()
-                .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-                .map(|f| f.call0(&event));
-            let msg = JsValue::from_str(&worker_death(&event, "the CPU worker"));
-            for (_, (_, reject)) in pending.borrow_mut().drain() {
-                let _ = reject.call1(&JsValue::NULL, &msg);
-            }
+            let _ = call(&event, "preventDefault", &[]);
+            fail_all(&pending, &worker_death(&event, "the CPU worker"));
             WORKER.with(|w| w.borrow_mut().take());
         })
     };
@@ -97,6 +108,7 @@ fn start() -> Result<Rc<CpuWorker>, String> {
     Ok(Rc::new(CpuWorker {
         worker,
         pending,
+        answers,
         next: Cell::new(1),
         loaded: RefCell::new(HashSet::new()),
         ready,
@@ -114,29 +126,37 @@ fn worker() -> Result<Rc<CpuWorker>, String> {
 }
 
 impl CpuWorker {
-    /// Sends a message with an id and waits for its answer.
-    async fn ask(&self, msg: Object, transfer: &js_sys::Array) -> Result<JsValue, String> {
+    /// Sends the request `msg(id)` with `data` (its buffers transferred) and waits for its
+    /// answer and the answer's data.
+    async fn ask(
+        &self,
+        msg: impl FnOnce(u32) -> ToWorker,
+        data: &JsValue,
+        transfer: &js_sys::Array,
+    ) -> Result<(FromWorker, JsValue), String> {
         JsFuture::from(self.ready.clone())
             .await
             .map_err(|_| "the CPU worker did not start".to_string())?;
         let id = self.next.get();
         self.next.set(id.wrapping_add(1));
-        set(&msg, "id", id as f64);
         let promise = {
             let pending = self.pending.clone();
             js_sys::Promise::new(&mut move |resolve, reject| {
                 pending.borrow_mut().insert(id, (resolve, reject));
             })
         };
-        let post: js_sys::Function = get(&self.worker, "postMessage")
-            .dyn_into()
-            .map_err(|_| "the CPU worker cannot be reached".to_string())?;
-        post.call2(&self.worker, &msg, transfer)
-            .map_err(|e| format!("the CPU worker cannot be reached ({e:?})"))?;
-        JsFuture::from(promise).await.map_err(|e| {
+        post_message(&self.worker, msg(id).encode(), data, Some(transfer))
+            .map_err(|e| format!("the CPU worker cannot be reached ({e})"))?;
+        let data = JsFuture::from(promise).await.map_err(|e| {
             e.as_string()
                 .unwrap_or_else(|| "the CPU worker failed".into())
-        })
+        })?;
+        let answer = self
+            .answers
+            .borrow_mut()
+            .remove(&id)
+            .ok_or("the CPU worker sent no answer")?;
+        Ok((answer, data))
     }
 
     async fn ensure_model(&self, model: &Model) -> Result<(), String> {
@@ -145,13 +165,11 @@ impl CpuWorker {
             return Ok(());
         }
         let bytes = write_burnpack(&model.state, &[]);
-        let msg = Object::new();
-        set(&msg, "kind", "model");
-        set(&msg, "name", key.as_str());
         let array = js_sys::Uint8Array::from(bytes.as_slice());
         let transfer = js_sys::Array::of1(&array.buffer());
-        set(&msg, "bytes", array);
-        self.ask(msg, &transfer).await?;
+        let name = key.clone();
+        self.ask(|id| ToWorker::Model { id, name }, &array, &transfer)
+            .await?;
         self.loaded.borrow_mut().insert(key);
         Ok(())
     }
@@ -166,15 +184,10 @@ fn key(model: &Model) -> String {
     )
 }
 
-fn feature(head: &JsValue) -> Result<Feature, String> {
-    let dim = |k: &str| {
-        get(head, k)
-            .as_f64()
-            .map(|v| v as usize)
-            .ok_or_else(|| format!("the CPU worker sent a head without {k}"))
-    };
-    let (c, h, w) = (dim("c")?, dim("h")?, dim("w")?);
-    let data: js_sys::Float32Array = get(head, "data")
+/// A head the worker sent: `[c, h, w]` and its values, copied into wasm memory.
+fn feature([c, h, w]: [usize; 3], data: &JsValue) -> Result<Feature, String> {
+    let data: js_sys::Float32Array = data
+        .clone()
         .dyn_into()
         .map_err(|_| "the CPU worker sent a head without data".to_string())?;
     let len = c
@@ -192,35 +205,44 @@ pub fn available() -> bool {
     crate::browser::decode::available()
 }
 
-/// The model's three heads for one input tile, computed in the worker.
+/// The model's three heads (and an attention U-Net's ψ per expanding block) for one input
+/// tile, computed in the worker.
 pub async fn forward(model: &Model, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
     let w = worker()?;
     w.ensure_model(model).await?;
-    let msg = Object::new();
-    set(&msg, "kind", "forward");
-    set(&msg, "model", key(model).as_str());
-    set(&msg, "c", x.c as f64);
-    set(&msg, "h", x.h as f64);
-    set(&msg, "w", x.w as f64);
     let data = js_sys::Float32Array::from(x.data.as_slice());
     let transfer = js_sys::Array::of1(&data.buffer());
-    set(&msg, "data", data);
-    let reply = w.ask(msg, &transfer).await?;
-    let heads: js_sys::Array = get(&reply, "heads")
+    let name = key(model);
+    let (h, wd) = (x.h, x.w);
+    let (reply, arrays) = w
+        .ask(
+            |id| ToWorker::Forward {
+                id,
+                model: name,
+                h,
+                w: wd,
+            },
+            &data,
+            &transfer,
+        )
+        .await?;
+    let FromWorker::Outputs { shapes, .. } = reply else {
+        return Err(format!("the CPU worker answered {reply:?}"));
+    };
+    let arrays: js_sys::Array = arrays
         .dyn_into()
         .map_err(|_| "the CPU worker sent no outputs".to_string())?;
-    // The three heads, then an attention U-Net's ψ per expanding block.
-    let blocks = model.attention_blocks();
-    if heads.length() as usize != 3 + blocks {
+    if shapes.len() != 3 + model.attention_blocks() || arrays.length() as usize != shapes.len() {
         return Err("the CPU worker sent the wrong number of outputs".into());
     }
-    let psis = (3..heads.length())
-        .map(|i| feature(&heads.get(i)))
-        .collect::<Result<_, _>>()?;
-    let out = Outputs {
-        sic: feature(&heads.get(0))?,
-        sod: feature(&heads.get(1))?,
-        floe: feature(&heads.get(2))?,
-    };
-    Ok((out, psis))
+    let mut heads = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| feature(*s, &arrays.get(i as u32)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let psis = heads.split_off(3);
+    let floe = heads.pop().ok_or("no FLOE head")?;
+    let sod = heads.pop().ok_or("no SOD head")?;
+    let sic = heads.pop().ok_or("no SIC head")?;
+    Ok((Outputs { sic, sod, floe }, psis))
 }

@@ -9,14 +9,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use icelens_core::memory::try_zeros;
+use icelens_core::messages::{FromWorker, ToWorker};
 use icelens_core::transfer::{expected_arrays, join, Array, Parts};
 use icelens_core::Scene;
-use js_sys::{Object, Reflect};
+use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{call, get, js_err, set, start_worker, worker_death};
+use crate::browser::js::{call, get, js_err, post_message, received, start_worker, worker_death};
 
 /// The page's memory budget (`icelens_core::memory`), or a smaller one given as
 /// `?memory-budget=MB` in the page's URL (to try the refusal without a pile of real scenes).
@@ -39,27 +40,28 @@ pub struct Progress {
 /// exhausts memory or time there ends that worker, and the page reports the file by name and
 /// keeps everything it holds. Returns the architecture's name.
 pub async fn check_model(name: &str, bytes: &[u8]) -> Result<String, String> {
-    let msg = Object::new();
-    set(&msg, "kind", "check-model");
-    set(&msg, "name", name);
-    set(&msg, "bytes", js_sys::Uint8Array::from(bytes));
-    let data = one_shot(name, msg, "checked", |_| {}).await?;
-    Ok(get(&data, "architecture").as_string().unwrap_or_default())
+    let msg = ToWorker::CheckModel { name: name.into() };
+    let data = js_sys::Uint8Array::from(bytes);
+    match one_shot(name, msg, data.into(), |_| {}).await? {
+        (FromWorker::Checked { architecture }, _) => Ok(architecture),
+        (other, _) => Err(format!("{name}: the worker answered {other:?}")),
+    }
 }
 
-/// Starts a worker, sends it `msg` once it is ready, and waits for the reply of kind `reply`;
-/// `{ kind: "error" }` or the worker's death (usually: out of memory) become an error naming
-/// the file. The worker is ended afterwards, which hands its memory back to the browser.
+/// Starts a worker, sends it `msg` (with `data`) once it is ready, and waits for its answer;
+/// progress goes to `on_progress` on the way. An `Error` or the worker's death (usually: out
+/// of memory) become an error naming the file. The worker is ended afterwards, which hands
+/// its memory back to the browser.
 async fn one_shot(
     name: &str,
-    msg: Object,
-    reply: &'static str,
+    msg: ToWorker,
+    data: JsValue,
     on_progress: impl Fn(Progress) + 'static,
-) -> Result<JsValue, String> {
+) -> Result<(FromWorker, JsValue), String> {
     let worker = start_worker().map_err(|e| format!("{name}: {e}"))?;
-
-    // The worker's replies become one promise: resolved with the reply, rejected with an
-    // error message; progress goes to the callback on the way.
+    // The answer: the promise settles with its data (or an error text), the message itself
+    // waits here.
+    let answer: Rc<RefCell<Option<FromWorker>>> = Rc::default();
     let slot: Rc<RefCell<Option<(js_sys::Function, js_sys::Function)>>> = Rc::default();
     let promise = {
         let slot = slot.clone();
@@ -81,23 +83,27 @@ async fn one_shot(
     };
     let worker_for_ready = worker.clone();
     let settle_msg = settle.clone();
-    let msg: JsValue = msg.into();
+    let msg = msg.encode();
+    let answer_slot = answer.clone();
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
-        let data = get(&event, "data");
-        match get(&data, "kind").as_string().as_deref() {
-            Some("ready") => {
-                if let Err(e) = call(&worker_for_ready, "postMessage", &[&msg]) {
-                    settle_msg(false, &e);
+        let (text, reply_data) = received(&event);
+        match FromWorker::decode(&text) {
+            Ok(FromWorker::Ready) => {
+                if let Err(e) = post_message(&worker_for_ready, msg.clone(), &data, None) {
+                    settle_msg(false, &JsValue::from_str(&e));
                 }
             }
-            Some("progress") => on_progress(Progress {
-                stage: get(&data, "stage").as_string().unwrap_or_default(),
-                done: get(&data, "done").as_f64().unwrap_or(0.0),
-                total: get(&data, "total").as_f64().unwrap_or(1.0),
-            }),
-            Some("error") => settle_msg(false, &get(&data, "message")),
-            Some(kind) if kind == reply => settle_msg(true, &data),
-            _ => {}
+            Ok(FromWorker::Progress { stage, done, total }) => {
+                on_progress(Progress { stage, done, total })
+            }
+            Ok(FromWorker::Error { message, .. }) => {
+                settle_msg(false, &JsValue::from_str(&message))
+            }
+            Ok(reply) => {
+                *answer_slot.borrow_mut() = Some(reply);
+                settle_msg(true, &reply_data);
+            }
+            Err(e) => settle_msg(false, &JsValue::from_str(&e.to_string())),
         }
     });
     let settle_err = settle.clone();
@@ -113,14 +119,19 @@ async fn one_shot(
     let result = JsFuture::from(promise).await;
     let _ = call(&worker, "terminate", &[]);
     drop((on_message, on_error));
-    result.map_err(|e| {
+    let data = result.map_err(|e| {
         let m = js_err(e);
         if m.starts_with(name) {
             m
         } else {
             format!("{name}: {m}")
         }
-    })
+    })?;
+    let reply = answer
+        .borrow_mut()
+        .take()
+        .ok_or_else(|| format!("{name}: the worker sent no answer"))?;
+    Ok((reply, data))
 }
 
 /// Whether this browser can run the worker (it always can where the page runs, but a page
@@ -141,15 +152,13 @@ pub async fn decode(
     room: impl Fn(usize) -> Result<(), String>,
 ) -> Result<Scene, String> {
     let name = file.name();
-    let msg = Object::new();
-    let _ = Reflect::set(&msg, &"kind".into(), &"decode".into());
-    let _ = Reflect::set(&msg, &"file".into(), &file.into());
-    let data = one_shot(&name, msg, "scene", on_progress).await?;
-    let header = get(&data, "header")
-        .as_string()
-        .ok_or_else(|| format!("{name}: the worker sent no scene"))?;
+    let (header, arrays) = match one_shot(&name, ToWorker::Decode, file.into(), on_progress).await?
+    {
+        (FromWorker::Scene { header }, arrays) => (header, arrays),
+        (other, _) => return Err(format!("{name}: the worker answered {other:?}")),
+    };
     let want = expected_arrays(&header).map_err(|e| format!("{name}: {e}"))?;
-    let arrays: js_sys::Array = get(&data, "arrays")
+    let arrays: js_sys::Array = arrays
         .dyn_into()
         .map_err(|_| format!("{name}: the worker sent no arrays"))?;
     if arrays.length() as usize != want.len() {

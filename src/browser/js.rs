@@ -1,5 +1,6 @@
 //! Browser glue used by the page and its worker: reading and writing fields of JavaScript
-//! objects, calling methods by name, error text, and starting the page's Web Worker. One copy,
+//! objects, calling methods by name, error text, the envelope of the messages between them,
+//! and starting the page's Web Worker. One copy,
 //! so that every message and every worker start behaves the same.
 
 use js_sys::{Object, Reflect};
@@ -58,6 +59,32 @@ pub fn worker_death(event: &JsValue, who: &str) -> String {
     } else {
         format!("{who} stopped: {raw}")
     }
+}
+
+/// Posts a message of `icelens_core::messages` (its JSON `msg`) with its bulk `data` to
+/// `target` (a `Worker`, or the worker's own global scope), transferring the buffers listed.
+pub fn post_message(
+    target: &JsValue,
+    msg: String,
+    data: &JsValue,
+    transfer: Option<&js_sys::Array>,
+) -> Result<(), String> {
+    let o = Object::new();
+    set(&o, "msg", msg);
+    set(&o, "data", data.clone());
+    let empty = js_sys::Array::new();
+    call(target, "postMessage", &[&o, transfer.unwrap_or(&empty)])
+        .map(|_| ())
+        .map_err(js_err)
+}
+
+/// The JSON `msg` and the `data` of a message event, as [`post_message`] sent them.
+pub fn received(event: &JsValue) -> (String, JsValue) {
+    let o = get(event, "data");
+    (
+        get(&o, "msg").as_string().unwrap_or_default(),
+        get(&o, "data"),
+    )
 }
 
 /// Starts a Web Worker running `src/worker.rs` (through the constructor found at run time, so

@@ -15,9 +15,9 @@ use icelens_core::{plots, Chart, Scene};
 use leptos::prelude::*;
 use serde::Serialize;
 
-use crate::components::viewer::ViewState;
 use crate::inference::{Model, Run};
 use crate::layers::TILE;
+use crate::view::ViewState;
 
 /// Every model's accumulator over the labelled scenes it has run on, in model order.
 pub fn accumulate(

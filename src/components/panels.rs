@@ -9,8 +9,9 @@ use icelens_core::{Chart, Scene};
 use icelens_model::{Kind, SicHead};
 use leptos::prelude::*;
 
-use crate::inference::{Model, Run};
+use crate::inference::Model;
 use crate::layers::Layer;
+use crate::state::AppState;
 
 #[component]
 pub fn SceneCard(scene: Arc<Scene>) -> impl IntoView {
@@ -76,11 +77,10 @@ pub fn ModelCard(model: Arc<Model>) -> impl IntoView {
     }
 }
 
+/// The scores of the model shown on the scene on screen.
 #[component]
-pub fn ScoresPanel(
-    run: Signal<Option<Arc<Run>>>,
-    scene: Signal<Option<Arc<Scene>>>,
-) -> impl IntoView {
+pub fn ScoresPanel() -> impl IntoView {
+    let AppState { run, scene, .. } = expect_context();
     move || {
         let r = run.get()?;
         let labelled = scene.get().is_some_and(|s| s.has_charts());
@@ -116,7 +116,8 @@ fn ramp(stops: &[[u8; 3]]) -> String {
 }
 
 #[component]
-pub fn Legend(layer: RwSignal<Layer>) -> impl IntoView {
+pub fn Legend() -> impl IntoView {
+    let AppState { layer, .. } = expect_context();
     move || {
         let (title, chart) = match layer.get() {
             Layer::Chart(c) => (format!("Ice chart · {}", c.title()), Some(c)),

@@ -20,9 +20,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use crate::browser::files::download;
 use crate::browser::files::{file_list, read_file};
 use crate::browser::js::field;
-use crate::components::viewer::ViewState;
 use crate::layers::Layer;
 use crate::model::Model;
+use crate::view::ViewState;
 
 /// The story shipped with the page, over the demo scene and model.
 pub const DEMO_STORY: &str = "assets/demo/story.json";

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use icelens_core::breakdown::{condition_mask, Accumulator, Condition, Dimension};
+use icelens_core::breakdown::{condition_mask, Accumulator, Dimension};
 use icelens_core::checkpoint::{write_burnpack, write_safetensors, write_torch};
 use icelens_core::input::Window;
 use icelens_core::metrics::Scores;
@@ -30,10 +30,9 @@ use leptos::task::spawn_local;
 
 use crate::browser::files::download;
 use crate::browser::picture::draw;
-use crate::components::atlas::AtlasState;
-use crate::components::viewer::ViewState;
 use crate::inference::{self, Model, Run};
 use crate::layers::{layer_rgba, Layer};
+use crate::state::AppState;
 
 /// Patch pixels × 24 channels × 4 bytes above which a run is refused: the patches live in
 /// wasm memory next to the scenes.
@@ -186,28 +185,10 @@ fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
         .map_err(|_| format!("{what}: \"{s}\" is not a valid number"))
 }
 
-/// Everything a run needs from the page.
-#[derive(Clone, Copy)]
-pub struct TrainingContext {
-    pub scenes: RwSignal<Vec<Arc<Scene>>>,
-    pub current: RwSignal<usize>,
-    pub models: RwSignal<Vec<Arc<Model>>>,
-    pub model_index: RwSignal<usize>,
-    pub errors: RwSignal<Vec<String>>,
-    pub view: ViewState,
-    pub selected: RwSignal<Option<Condition>>,
-    pub gpu_available: RwSignal<bool>,
-    /// The dataset atlas, whose test shares "follow the test set" draws groups with.
-    pub atlas: AtlasState,
-}
-
+/// Fine-tuning: the form, the run with its live losses, and the before/after comparison.
 #[component]
-pub fn TrainingPanel(
-    ctx: TrainingContext,
-    /// The page's run of (scene, model name) on the active backend, if done.
-    run_of: Callback<(Arc<Scene>, String), Option<Arc<Run>>>,
-) -> impl IntoView {
-    let TrainingContext {
+pub fn TrainingPanel() -> impl IntoView {
+    let AppState {
         scenes,
         current,
         models,
@@ -217,7 +198,8 @@ pub fn TrainingPanel(
         selected,
         gpu_available,
         atlas,
-    } = ctx;
+        ..
+    } = expect_context();
     let excluded: RwSignal<HashSet<String>> = RwSignal::new(HashSet::new());
     let area = RwSignal::new(AreaChoice::Scenes);
     let start = RwSignal::new(Start::Loaded);
@@ -753,7 +735,7 @@ pub fn TrainingPanel(
                     }).collect::<Vec<_>>()}
                 </tbody>
             </table>
-            {move || outcome.get().map(|o| view! { <BeforeAfter outcome=o scenes=scenes current=current models=models run_of=run_of export=export /> })}
+            {move || outcome.get().map(|o| view! { <BeforeAfter outcome=o export=export /> })}
         </section>
     }
 }
@@ -762,12 +744,15 @@ pub fn TrainingPanel(
 #[component]
 fn BeforeAfter(
     outcome: Outcome,
-    scenes: RwSignal<Vec<Arc<Scene>>>,
-    current: RwSignal<usize>,
-    models: RwSignal<Vec<Arc<Model>>>,
-    run_of: Callback<(Arc<Scene>, String), Option<Arc<Run>>>,
     export: impl Fn(&'static str) + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
+    let app: AppState = expect_context();
+    let AppState {
+        scenes,
+        current,
+        models,
+        ..
+    } = app;
     let original = outcome.original.clone();
     let tuned = outcome.tuned.name.clone();
     let trained_on: HashSet<String> = outcome.scenes.iter().cloned().collect();
@@ -793,7 +778,7 @@ fn BeforeAfter(
                     let of = |name: &str| {
                         pooled(name, &v, &|s: &Scene| {
                             let s = v.iter().find(|x| x.file == s.file)?.clone();
-                            run_of.run((s, name.to_string()))
+                            app.run_of(&s, name)
                         })
                     };
                     (label, v.len(), of(&original), of(&tuned))
@@ -812,8 +797,7 @@ fn BeforeAfter(
             };
             let c = chart.get();
             for (node, name) in [(before_canvas, &original), (after_canvas, &tuned)] {
-                let (Some(canvas), Some(run)) = (node.get(), run_of.run((s.clone(), name.clone())))
-                else {
+                let (Some(canvas), Some(run)) = (node.get(), app.run_of(&s, name)) else {
                     continue;
                 };
                 if let Some(rgba) =

@@ -14,108 +14,8 @@ use wasm_bindgen::JsCast;
 use crate::browser::picture::{draw, export_png, LegendItem};
 use crate::inference::Run;
 use crate::layers::{layer_rgba, Layer};
-use icelens_core::render::{css_colour, highlight_rgba, palette, sar_rgba, SarView};
-
-/// Largest magnification: one scene pixel becomes this many screen pixels.
-const MAX_ZOOM: f64 = 48.0;
-
-/// Where the picture is looked at. Kept in the page state so that other parts (the
-/// conditions table, saved views) can move it.
-#[derive(Clone, Copy)]
-pub struct ViewState {
-    /// Screen pixels per scene pixel.
-    pub zoom: RwSignal<f64>,
-    /// Scene position (sample, line) at the centre of the viewport.
-    pub center: RwSignal<(f64, f64)>,
-    /// Divider position as a share of the viewport width; `None` when not comparing.
-    pub swipe: RwSignal<Option<f64>>,
-    /// Viewport size in CSS pixels.
-    pub size: RwSignal<(f64, f64)>,
-    /// Scene size (lines, samples) the current fit was made for.
-    pub scene_size: RwSignal<(usize, usize)>,
-    /// A view (zoom, centre) to show instead of the whole scene when the next scene appears:
-    /// how a link's view is restored.
-    pub restore: RwSignal<Option<(f64, (f64, f64))>>,
-}
-
-impl ViewState {
-    pub fn new() -> Self {
-        ViewState {
-            zoom: RwSignal::new(1.0),
-            center: RwSignal::new((0.0, 0.0)),
-            swipe: RwSignal::new(None),
-            size: RwSignal::new((800.0, 600.0)),
-            scene_size: RwSignal::new((1, 1)),
-            restore: RwSignal::new(None),
-        }
-    }
-
-    /// The zoom that shows the whole scene.
-    pub fn fit_zoom(&self) -> f64 {
-        let (w, h) = self.size.get_untracked();
-        let (lines, samples) = self.scene_size.get_untracked();
-        (w / samples.max(1) as f64).min(h / lines.max(1) as f64) * 0.98
-    }
-
-    /// Shows the whole scene.
-    pub fn fit(&self) {
-        let (lines, samples) = self.scene_size.get_untracked();
-        self.zoom.set(self.fit_zoom());
-        self.center.set((samples as f64 / 2.0, lines as f64 / 2.0));
-    }
-
-    /// Centres the view on a scene position at a given zoom.
-    pub fn focus(&self, line: f64, sample: f64, zoom: f64) {
-        self.zoom.set(self.clamp_zoom(zoom));
-        self.center.set((sample, line));
-    }
-
-    /// Keeps a zoom between half the fit and [`MAX_ZOOM`]. A tiny scene's fit can exceed
-    /// the maximum (and `f64::clamp` panics when its bounds cross), so the maximum wins.
-    fn clamp_zoom(&self, z: f64) -> f64 {
-        z.max(self.fit_zoom() * 0.5).min(MAX_ZOOM)
-    }
-
-    /// Screen offset of the scene origin, and the zoom.
-    fn transform(&self) -> (f64, f64, f64) {
-        let (w, h) = self.size.get();
-        let s = self.zoom.get();
-        let (cx, cy) = self.center.get();
-        (w / 2.0 - cx * s, h / 2.0 - cy * s, s)
-    }
-
-    /// The scene position under a viewport point.
-    fn scene_at(&self, x: f64, y: f64) -> (f64, f64) {
-        let (w, h) = self.size.get_untracked();
-        let s = self.zoom.get_untracked();
-        let (cx, cy) = self.center.get_untracked();
-        (cx + (x - w / 2.0) / s, cy + (y - h / 2.0) / s)
-    }
-
-    /// Zooms by `factor`, keeping the scene point under (x, y) in place.
-    fn zoom_at(&self, x: f64, y: f64, factor: f64) {
-        let (px, py) = self.scene_at(x, y);
-        let (w, h) = self.size.get_untracked();
-        let s = self.clamp_zoom(self.zoom.get_untracked() * factor);
-        self.zoom.set(s);
-        self.center
-            .set((px - (x - w / 2.0) / s, py - (y - h / 2.0) / s));
-    }
-
-    fn pan_screen(&self, dx: f64, dy: f64) {
-        let s = self.zoom.get_untracked();
-        self.center.update(|(cx, cy)| {
-            *cx -= dx / s;
-            *cy -= dy / s;
-        });
-    }
-}
-
-impl Default for ViewState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+use crate::state::AppState;
+use icelens_core::render::{css_colour, highlight_rgba, palette, sar_rgba};
 
 /// The layer shown on the other side of the swipe divider: prediction against chart.
 fn counterpart(layer: Layer) -> Layer {
@@ -196,17 +96,21 @@ fn canvas_draw(node: NodeRef<leptos::html::Canvas>, scene: &Scene, rgba: Option<
     }
 }
 
+/// The picture: the SAR image of the scene on screen, the layer over it, the swipe, the
+/// highlight of a condition, and the pixel inspector.
 #[component]
-pub fn Viewer(
-    scene: Signal<Option<Arc<Scene>>>,
-    run: Signal<Option<Arc<Run>>>,
-    other: Signal<Option<Arc<Run>>>,
-    layer: RwSignal<Layer>,
-    opacity: RwSignal<u32>,
-    sar_view: RwSignal<SarView>,
-    view: ViewState,
-    highlight: RwSignal<Option<Arc<Vec<bool>>>>,
-) -> impl IntoView {
+pub fn Viewer() -> impl IntoView {
+    let AppState {
+        scene,
+        run,
+        other,
+        layer,
+        opacity,
+        sar_view,
+        view,
+        highlight,
+        ..
+    } = expect_context();
     let viewport = NodeRef::<leptos::html::Div>::new();
     let sar_canvas = NodeRef::<leptos::html::Canvas>::new();
     let layer_canvas = NodeRef::<leptos::html::Canvas>::new();

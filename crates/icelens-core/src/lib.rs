@@ -19,6 +19,7 @@ pub mod error;
 pub mod input;
 pub mod link;
 pub mod memory;
+pub mod messages;
 pub mod meta;
 pub mod metrics;
 pub mod nc3;

@@ -1,0 +1,187 @@
+//! The messages between the page and its Web Worker, defined once for both sides.
+//!
+//! A message travels as `{ msg, data }`: `msg` is one of these enums as JSON text, `data` its
+//! bulk beside it (a `File`, checkpoint bytes, tile values as typed arrays), so that buffers
+//! are transferred rather than copied or serialised. The page sends [`ToWorker`] and hears
+//! [`FromWorker`]; the worker the other way round. Parsing is checked: a message that is not
+//! one of these is an error, never a guess.
+
+use serde::{Deserialize, Serialize};
+
+/// What the page asks of a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ToWorker {
+    /// Read and decode the scene file in `data` (a `File`); answered by progress, then
+    /// [`FromWorker::Scene`].
+    Decode,
+    /// Keep the network of the checkpoint in `data` (bytes) under `name`; answered by
+    /// [`FromWorker::Done`].
+    Model { id: u32, name: String },
+    /// Read the checkpoint in `data` (bytes) and say which network it is; answered by
+    /// [`FromWorker::Checked`]. Whatever the file does costs the worker, never the page.
+    CheckModel { name: String },
+    /// Run the network kept as `model` on the `[24, h, w]` tile in `data` (float32);
+    /// answered by [`FromWorker::Outputs`].
+    Forward {
+        id: u32,
+        model: String,
+        h: usize,
+        w: usize,
+    },
+}
+
+/// What a worker tells the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum FromWorker {
+    /// Listening (messages sent before are not lost, but a page that hears nothing can tell
+    /// a worker that failed to start).
+    Ready,
+    /// Reading or decoding a file: `done` of `total`.
+    Progress {
+        stage: String,
+        done: f64,
+        total: f64,
+    },
+    /// A decoded scene: the header of [`crate::transfer::Parts`], its arrays in `data`.
+    Scene { header: String },
+    /// A model is kept.
+    Done { id: u32 },
+    /// A checkpoint was read whole: its network's name.
+    Checked { architecture: String },
+    /// A tile's heads (SIC, SOD, FLOE, then an attention U-Net's ψ per expanding block,
+    /// deepest first) as `[c, h, w]`, their values in `data` in the same order.
+    Outputs { id: u32, shapes: Vec<[usize; 3]> },
+    /// A request failed (`id` when it had one). Without one, the worker itself failed (its
+    /// panic hook speaks just before it ends).
+    Error { id: Option<u32>, message: String },
+}
+
+/// A message that is none of the above.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a message the {side} does not understand: {reason}")]
+pub struct MessageError {
+    pub side: &'static str,
+    pub reason: String,
+}
+
+impl ToWorker {
+    /// The request id an answer will carry, if any.
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            ToWorker::Model { id, .. } | ToWorker::Forward { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        // Plain data: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Result<Self, MessageError> {
+        serde_json::from_str(text).map_err(|e| MessageError {
+            side: "worker",
+            reason: e.to_string(),
+        })
+    }
+}
+
+impl FromWorker {
+    pub fn encode(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn decode(text: &str) -> Result<Self, MessageError> {
+        serde_json::from_str(text).map_err(|e| MessageError {
+            side: "page",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The request this message answers, if any.
+    pub fn id(&self) -> Option<u32> {
+        match self {
+            FromWorker::Done { id } | FromWorker::Outputs { id, .. } => Some(*id),
+            FromWorker::Error { id, .. } => *id,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_survives_the_trip() {
+        let to = [
+            ToWorker::Decode,
+            ToWorker::Model {
+                id: 3,
+                name: "m.pt#1f".into(),
+            },
+            ToWorker::CheckModel {
+                name: "ü.pt".into(),
+            },
+            ToWorker::Forward {
+                id: 4_000_000_000,
+                model: "m".into(),
+                h: 384,
+                w: 640,
+            },
+        ];
+        for m in to {
+            assert_eq!(ToWorker::decode(&m.encode()).unwrap(), m);
+        }
+        let from = [
+            FromWorker::Ready,
+            FromWorker::Progress {
+                stage: "reading".into(),
+                done: 8.0,
+                total: 45.5,
+            },
+            FromWorker::Scene {
+                header: "{\"file\":\"a\"}".into(),
+            },
+            FromWorker::Done { id: 1 },
+            FromWorker::Checked {
+                architecture: "attention U-Net".into(),
+            },
+            FromWorker::Outputs {
+                id: 2,
+                shapes: vec![[12, 8, 8], [1, 8, 8]],
+            },
+            FromWorker::Error {
+                id: None,
+                message: "icelens failed".into(),
+            },
+        ];
+        for m in from {
+            assert_eq!(FromWorker::decode(&m.encode()).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn the_wire_names_are_stable_and_strangers_are_refused() {
+        assert_eq!(
+            ToWorker::CheckModel { name: "x".into() }.encode(),
+            r#"{"kind":"check-model","name":"x"}"#
+        );
+        let e = FromWorker::decode(r#"{"kind":"scene"}"#).unwrap_err();
+        assert_eq!(e.side, "page");
+        assert!(e.reason.contains("header"), "{e}");
+        assert!(ToWorker::decode(r#"{"kind":"format-disk"}"#).is_err());
+        assert!(ToWorker::decode("not json").is_err());
+        assert_eq!(
+            FromWorker::Error {
+                id: Some(7),
+                message: String::new()
+            }
+            .id(),
+            Some(7)
+        );
+        assert_eq!(FromWorker::Ready.id(), None);
+    }
+}

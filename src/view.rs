@@ -1,0 +1,106 @@
+//! Where the picture is looked at: zoom, centre and the viewport's size, kept in the page
+//! state so that other parts (the conditions table, story steps, fine-tuning on the area in
+//! view) can read and move it.
+
+use leptos::prelude::*;
+
+/// Largest magnification: one scene pixel becomes this many screen pixels.
+const MAX_ZOOM: f64 = 48.0;
+
+/// Where the picture is looked at. Kept in the page state so that other parts (the
+/// conditions table, saved views) can move it.
+#[derive(Clone, Copy)]
+pub struct ViewState {
+    /// Screen pixels per scene pixel.
+    pub zoom: RwSignal<f64>,
+    /// Scene position (sample, line) at the centre of the viewport.
+    pub center: RwSignal<(f64, f64)>,
+    /// Divider position as a share of the viewport width; `None` when not comparing.
+    pub swipe: RwSignal<Option<f64>>,
+    /// Viewport size in CSS pixels.
+    pub size: RwSignal<(f64, f64)>,
+    /// Scene size (lines, samples) the current fit was made for.
+    pub scene_size: RwSignal<(usize, usize)>,
+    /// A view (zoom, centre) to show instead of the whole scene when the next scene appears:
+    /// how a link's view is restored.
+    pub restore: RwSignal<Option<(f64, (f64, f64))>>,
+}
+
+impl ViewState {
+    pub fn new() -> Self {
+        ViewState {
+            zoom: RwSignal::new(1.0),
+            center: RwSignal::new((0.0, 0.0)),
+            swipe: RwSignal::new(None),
+            size: RwSignal::new((800.0, 600.0)),
+            scene_size: RwSignal::new((1, 1)),
+            restore: RwSignal::new(None),
+        }
+    }
+
+    /// The zoom that shows the whole scene.
+    pub fn fit_zoom(&self) -> f64 {
+        let (w, h) = self.size.get_untracked();
+        let (lines, samples) = self.scene_size.get_untracked();
+        (w / samples.max(1) as f64).min(h / lines.max(1) as f64) * 0.98
+    }
+
+    /// Shows the whole scene.
+    pub fn fit(&self) {
+        let (lines, samples) = self.scene_size.get_untracked();
+        self.zoom.set(self.fit_zoom());
+        self.center.set((samples as f64 / 2.0, lines as f64 / 2.0));
+    }
+
+    /// Centres the view on a scene position at a given zoom.
+    pub fn focus(&self, line: f64, sample: f64, zoom: f64) {
+        self.zoom.set(self.clamp_zoom(zoom));
+        self.center.set((sample, line));
+    }
+
+    /// Keeps a zoom between half the fit and [`MAX_ZOOM`]. A tiny scene's fit can exceed
+    /// the maximum (and `f64::clamp` panics when its bounds cross), so the maximum wins.
+    pub fn clamp_zoom(&self, z: f64) -> f64 {
+        z.max(self.fit_zoom() * 0.5).min(MAX_ZOOM)
+    }
+
+    /// Screen offset of the scene origin, and the zoom.
+    pub fn transform(&self) -> (f64, f64, f64) {
+        let (w, h) = self.size.get();
+        let s = self.zoom.get();
+        let (cx, cy) = self.center.get();
+        (w / 2.0 - cx * s, h / 2.0 - cy * s, s)
+    }
+
+    /// The scene position under a viewport point.
+    pub fn scene_at(&self, x: f64, y: f64) -> (f64, f64) {
+        let (w, h) = self.size.get_untracked();
+        let s = self.zoom.get_untracked();
+        let (cx, cy) = self.center.get_untracked();
+        (cx + (x - w / 2.0) / s, cy + (y - h / 2.0) / s)
+    }
+
+    /// Zooms by `factor`, keeping the scene point under (x, y) in place.
+    pub fn zoom_at(&self, x: f64, y: f64, factor: f64) {
+        let (px, py) = self.scene_at(x, y);
+        let (w, h) = self.size.get_untracked();
+        let s = self.clamp_zoom(self.zoom.get_untracked() * factor);
+        self.zoom.set(s);
+        self.center
+            .set((px - (x - w / 2.0) / s, py - (y - h / 2.0) / s));
+    }
+
+    pub fn pan_screen(&self, dx: f64, dy: f64) {
+        let s = self.zoom.get_untracked();
+        self.center.update(|(cx, cy)| {
+            *cx -= dx / s;
+            *cy -= dy / s;
+        });
+    }
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
