@@ -50,37 +50,16 @@ pub fn App() -> impl IntoView {
         dragging,
         gpu_available,
         backend,
-        runs,
         progress,
         cancel,
-        view,
-        highlight,
-        selected,
-        results,
         atlas,
-        package_request,
         panel,
         story,
         skipped,
         model,
-        run,
-        breakdown,
         ..
     } = app;
     let page = app.page();
-    let package_done = Signal::derive(move || {
-        let b = backend.get().key();
-        package_request.with(|p| {
-            p.as_ref().map_or(0, |p| {
-                runs.with(|r| {
-                    p.files
-                        .iter()
-                        .filter(|f| r.contains_key(&((*f).clone(), p.model.clone(), b)))
-                        .count()
-                })
-            })
-        })
-    });
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         dragging.set(false);
@@ -194,7 +173,7 @@ pub fn App() -> impl IntoView {
                             })}
                             <button class="cancel" data-testid="cancel" on:click=move |_| cancel.set(true)>"Cancel"</button>
                         </div>
-                        <PackageButton scenes=scenes model=model request=package_request done=package_done />
+                        <PackageButton />
                     </section>
                     <section>
                         <h2>"View"</h2>
@@ -223,7 +202,7 @@ pub fn App() -> impl IntoView {
                     <StoryOverlay story=story />
                     <div class="side" data-panel=move || panel.get()>
                         <Legend />
-                        <ConditionsPanel scenes=scenes current=current models=models.into() breakdown=breakdown run=run view=view highlight=highlight selected=selected results=results />
+                        <ConditionsPanel />
                         <AtlasPanel state=atlas errors=errors show=Signal::derive(move || story.presenting.get() && panel.get() == "atlas") />
                         <TrainingPanel />
                     </div>

@@ -10,6 +10,8 @@ mod components;
 mod inference;
 mod layers;
 mod model;
+mod package;
+mod results;
 mod state;
 mod view;
 

@@ -12,11 +12,11 @@ use leptos::prelude::*;
 
 use crate::browser::decode;
 use crate::components::atlas::AtlasState;
-use crate::components::conditions;
 use crate::components::story::{PageState, StoryState};
-use crate::components::upload::PackageRequest;
 use crate::inference::{Backend, Model, Run};
 use crate::layers::Layer;
+use crate::package::PackageRequest;
+use crate::results;
 use crate::view::ViewState;
 
 /// (scene file, model name, backend) of a run.
@@ -106,11 +106,11 @@ impl AppState {
             move |_| {
                 let b = backend.get().key();
                 let mut all = runs.with(|r| {
-                    conditions::accumulate(&scenes.get(), &models.get(), |s, m| {
+                    results::accumulate(&scenes.get(), &models.get(), |s, m| {
                         r.get(&(s.file.clone(), m.name.clone(), b)).cloned()
                     })
                 });
-                all.extend(results.with(|r| conditions::loaded(r)));
+                all.extend(results.with(|r| results::loaded(r)));
                 all
             },
             |_, _| true,
