@@ -91,19 +91,50 @@ pub fn split(scene: Scene) -> Parts {
     }
 }
 
+/// A scene message that does not hold together: what the receiving side refuses instead of
+/// building a scene from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    #[error("scene header is malformed: {0}")]
+    Header(String),
+    #[error("scene size overflows")]
+    Overflow,
+    #[error("scene {file} arrived with {got} arrays, expected {want}")]
+    Count {
+        file: String,
+        got: usize,
+        want: usize,
+    },
+    #[error("scene {file}: array {index} does not have the {len} values its header announces")]
+    Array {
+        file: String,
+        index: usize,
+        len: usize,
+    },
+    #[error("scene {file}: tie points do not fill their grid")]
+    TiePoints { file: String },
+}
+
+/// The page reports errors as text; `?` turns this into it there.
+impl From<TransferError> for String {
+    fn from(e: TransferError) -> String {
+        e.to_string()
+    }
+}
+
 /// The number and kinds of arrays a header announces, and the length of each: what the
 /// receiving side checks before copying anything.
-pub fn expected_arrays(header: &str) -> Result<Vec<(bool, usize)>, String> {
+pub fn expected_arrays(header: &str) -> Result<Vec<(bool, usize)>, TransferError> {
     let h: Header =
-        serde_json::from_str(header).map_err(|e| format!("scene header is malformed: {e}"))?;
+        serde_json::from_str(header).map_err(|e| TransferError::Header(e.to_string()))?;
     let pixels = h
         .lines
         .checked_mul(h.samples)
-        .ok_or("scene size overflows")?;
+        .ok_or(TransferError::Overflow)?;
     let grid = h
         .grid_lines
         .checked_mul(h.grid_samples)
-        .ok_or("grid size overflows")?;
+        .ok_or(TransferError::Overflow)?;
     let mut out = vec![(true, pixels); 4];
     out.extend(std::iter::repeat_n((true, grid), h.coarse));
     if h.charts {
@@ -113,17 +144,16 @@ pub fn expected_arrays(header: &str) -> Result<Vec<(bool, usize)>, String> {
 }
 
 /// Puts a scene together again; every array must have the kind and length its header says.
-pub fn join(parts: Parts) -> Result<Scene, String> {
+pub fn join(parts: Parts) -> Result<Scene, TransferError> {
     let want = expected_arrays(&parts.header)?;
-    let h: Header = serde_json::from_str(&parts.header)
-        .map_err(|e| format!("scene header is malformed: {e}"))?;
+    let h: Header =
+        serde_json::from_str(&parts.header).map_err(|e| TransferError::Header(e.to_string()))?;
     if parts.arrays.len() != want.len() {
-        return Err(format!(
-            "scene {} arrived with {} arrays, expected {}",
-            h.file,
-            parts.arrays.len(),
-            want.len()
-        ));
+        return Err(TransferError::Count {
+            file: h.file,
+            got: parts.arrays.len(),
+            want: want.len(),
+        });
     }
     let mut floats = Vec::new();
     let mut bytes = Vec::new();
@@ -132,31 +162,31 @@ pub fn join(parts: Parts) -> Result<Scene, String> {
             (Array::F32(v), true) if v.len() == len => floats.push(v),
             (Array::U8(v), false) if v.len() == len => bytes.push(v),
             _ => {
-                return Err(format!(
-                    "scene {}: array {i} does not have the {len} values its header announces",
-                    h.file
-                ))
+                return Err(TransferError::Array {
+                    file: h.file,
+                    index: i,
+                    len,
+                })
             }
         }
     }
     let coarse = floats.split_off(4);
-    let sar: [Vec<f32>; 4] = floats
-        .try_into()
-        .map_err(|_| "scene arrived without its four SAR channels".to_string())?;
+    // The counts were checked against the header above: four SAR channels, three charts.
+    let missing = |index| TransferError::Array {
+        file: h.file.clone(),
+        index,
+        len: 0,
+    };
+    let sar: [Vec<f32>; 4] = floats.try_into().map_err(|_| missing(0))?;
     let charts = if h.charts {
-        let c: [Vec<u8>; 3] = bytes
-            .try_into()
-            .map_err(|_| "scene arrived without its three charts".to_string())?;
+        let c: [Vec<u8>; 3] = bytes.try_into().map_err(|_| missing(4 + h.coarse))?;
         Some(c)
     } else {
         None
     };
     let n = h.tie_samples.saturating_mul(h.tie_lines);
     if n == 0 || h.tie_lat.len() != n || h.tie_lon.len() != n {
-        return Err(format!(
-            "scene {}: tie points do not fill their grid",
-            h.file
-        ));
+        return Err(TransferError::TiePoints { file: h.file });
     }
     let tie_points = TiePoints {
         n_samples: h.tie_samples,

@@ -523,17 +523,26 @@ fn hand_computed_scores_and_classes() {
     assert_eq!(mask(Dimension::Service, "cis"), [false; 4]);
     assert_eq!(mask(Dimension::Class, "SOD nonsense"), [false; 4]);
     // The same scene twice would count its pixels twice: refused. A short prediction too.
-    assert!(acc
-        .add_scene(&scene, preds(&pred))
-        .unwrap_err()
-        .contains("already"));
+    assert!(matches!(
+        acc.add_scene(&scene, preds(&pred)).unwrap_err(),
+        ScoreError::Twice(_)
+    ));
     let short = vec![vec![0u8; 3], vec![0; 4], vec![0; 4]];
     let mut other = scene.clone();
     other.meta.scene = "toy2".into();
-    assert!(acc
-        .add_scene(&other, preds(&short))
-        .unwrap_err()
-        .contains("SIC prediction has 3 pixels"));
+    let e = acc.add_scene(&other, preds(&short)).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ScoreError::Size {
+                chart: Chart::SIC,
+                got: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("SIC prediction has 3 pixels"), "{e}");
 }
 
 #[test]

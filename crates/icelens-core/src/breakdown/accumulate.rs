@@ -39,17 +39,38 @@ pub(super) fn add_block(
     acc.scenes.insert(scene.to_string());
 }
 
-pub(super) fn check_pred(scene: &Scene, pred: &[&[u8]; 3]) -> Result<(), String> {
+/// Predictions that cannot be scored against a scene.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScoreError {
+    #[error("{scene}: the {chart} prediction has {got} pixels, the scene {} ({lines} x {samples})", lines * samples)]
+    Size {
+        scene: String,
+        chart: Chart,
+        got: usize,
+        lines: usize,
+        samples: usize,
+    },
+    #[error("scene {0} was already added")]
+    Twice(String),
+}
+
+/// The command line reports errors as text; `?` turns this into it there.
+impl From<ScoreError> for String {
+    fn from(e: ScoreError) -> String {
+        e.to_string()
+    }
+}
+
+pub(super) fn check_pred(scene: &Scene, pred: &[&[u8]; 3]) -> Result<(), ScoreError> {
     for (chart, p) in Chart::ALL.iter().zip(pred) {
         if p.len() != scene.pixels() {
-            return Err(format!(
-                "{}: the {chart} prediction has {} pixels, the scene {} ({} x {})",
-                scene.meta.scene,
-                p.len(),
-                scene.pixels(),
-                scene.lines,
-                scene.samples
-            ));
+            return Err(ScoreError::Size {
+                scene: scene.meta.scene.clone(),
+                chart: *chart,
+                got: p.len(),
+                lines: scene.lines,
+                samples: scene.samples,
+            });
         }
     }
     Ok(())
@@ -113,7 +134,7 @@ impl Accumulator {
     ///
     /// One pass over the pixels, with fixed-size counters per band and chart: no allocation
     /// and no map lookups per pixel.
-    pub fn add_scene(&mut self, scene: &Scene, pred: [&[u8]; 3]) -> Result<bool, String> {
+    pub fn add_scene(&mut self, scene: &Scene, pred: [&[u8]; 3]) -> Result<bool, ScoreError> {
         let Some(charts) = scene.charts.as_ref() else {
             return Ok(false);
         };
@@ -122,7 +143,7 @@ impl Accumulator {
             .scene_group(&scene.meta)
             .unwrap_or_default();
         if self.scenes.contains(&name) {
-            return Err(format!("scene {name} was already added"));
+            return Err(ScoreError::Twice(name));
         }
         let n = scene.pixels();
         let has = |d: Dimension| self.dimensions.contains(&d);

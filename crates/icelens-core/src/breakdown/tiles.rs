@@ -43,7 +43,7 @@ impl TileGrid {
 
 /// The error grid of a scene's predictions, cells of `cell` × `cell` pixels (0 counts as 1).
 /// A scene without charts gives an all-NaN grid.
-pub fn tile_errors(scene: &Scene, pred: [&[u8]; 3], cell: usize) -> Result<TileGrid, String> {
+pub fn tile_errors(scene: &Scene, pred: [&[u8]; 3], cell: usize) -> Result<TileGrid, ScoreError> {
     check_pred(scene, &pred)?;
     let cell = cell.max(1);
     let (lines, samples) = (scene.lines, scene.samples);
