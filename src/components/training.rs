@@ -468,7 +468,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 let mut trainer = Trainer::new(net, settings.config.clone(), train, val)?;
                 phase.set(Phase::Preparing("validating the starting model".into()));
                 inference::yield_to_browser().await;
-                let before = trainer.baseline_async().await?;
+                let before = trainer.baseline().await?;
                 history.update(|h| h.before = before);
                 phase.set(Phase::Running);
                 while !trainer.finished() && !cancelled.get() {
@@ -479,12 +479,12 @@ pub fn TrainingPanel() -> impl IntoView {
                         break;
                     }
                     if trainer.epoch_done() {
-                        let v = trainer.validate_async().await?;
+                        let v = trainer.validate().await?;
                         let at = trainer.state().step;
                         history.update(|h| h.epochs.push((at, v)));
                     } else {
                         let t0 = js_sys::Date::now();
-                        let s = trainer.step_async().await?;
+                        let s = trainer.step().await?;
                         let secs = (js_sys::Date::now() - t0) / 1000.0;
                         history.update(|h| {
                             h.steps.push((s.step, s.loss));
@@ -497,7 +497,7 @@ pub fn TrainingPanel() -> impl IntoView {
                 let Some(best_epoch) = state.best_epoch else {
                     return Ok::<_, String>(None);
                 };
-                let mut sd = trainer.best_model().to_state_dict_async().await?;
+                let mut sd = trainer.best_model().to_state_dict().await?;
                 sd.epoch = Some(best_epoch as i64 + 1);
                 let origin = match (&settings.start, &base) {
                     (Start::Scratch, _) | (_, None) => format!("from scratch, filters {}", settings.filters),

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use icelens_core::checkpoint::{load_state_dict, write_burnpack, write_safetensors, write_torch};
 use icelens_core::Scene;
+use icelens_model::block_on;
 use icelens_model::burn::tensor::Device;
 use std::sync::Arc;
 
@@ -316,7 +317,7 @@ pub fn finetune(req: &Request) -> Result<(), String> {
     );
     let mut trainer = Trainer::new(model, req.config.clone(), train, val)?;
     // The starting point the epochs are measured against (the page's "before" row).
-    if let Some(b) = trainer.baseline()? {
+    if let Some(b) = block_on(trainer.baseline())? {
         eprintln!(
             "  before: validation {:.6} (SIC {:.3}, SOD {:.3}, FLOE {:.3}), combined score {:.1}",
             b.loss, b.chart_losses[0], b.chart_losses[1], b.chart_losses[2], b.scores.combined
@@ -350,7 +351,7 @@ pub fn finetune(req: &Request) -> Result<(), String> {
     })?;
     let state = trainer.state().clone();
     let best = trainer.into_best_model();
-    let sd = best.to_state_dict()?;
+    let sd = block_on(best.to_state_dict())?;
     let epoch = state.best_epoch.map(|e| e as i64);
     let mut meta: Vec<(&str, &str)> = vec![("trained_with", "icelens finetune")];
     for (k, v) in req.notes {

@@ -23,6 +23,14 @@ pub mod unet;
 /// The burn version the GPU path is built on, for callers that pick a device.
 pub use burn;
 
+/// Waits on this thread for one of this crate's async read-backs (a training step, a
+/// validation, the weights). Each read-back is written once, async, because a browser cannot
+/// block on the GPU; the command line and the tests wait for it here (natively only).
+#[cfg(not(target_family = "wasm"))]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    burn::tensor::read_sync(f)
+}
+
 pub use arch::{Architecture, Kind, SicHead};
 pub use error::ModelError;
 pub use infer::{infer_scene, predict_scene, Forward, InferError, InferOptions, Prediction};

@@ -816,16 +816,10 @@ impl BurnUNet {
         })
     }
 
-    /// [`Self::to_state_dict_async`], blocking (native only).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn to_state_dict(&self) -> Result<StateDict, ModelError> {
-        burn::tensor::read_sync(self.to_state_dict_async())
-    }
-
     /// The weights as a PyTorch state_dict: exactly the keys, shapes and order of the
     /// challenge's `UNet` or the team's `UNetAttention` (114 entries for pizza_marinara),
     /// `num_batches_tracked` as integer buffers.
-    pub async fn to_state_dict_async(&self) -> Result<StateDict, ModelError> {
+    pub async fn to_state_dict(&self) -> Result<StateDict, ModelError> {
         let (all, layout, ints) = self.export_parts();
         let data = all
             .into_data_async()

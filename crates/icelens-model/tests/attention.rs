@@ -10,6 +10,7 @@ use common::{device, max_abs_diff, reference, shared, train_two_steps};
 use icelens_core::checkpoint::{load_state_dict, StateDict, Tensor, WeightsFormat};
 use icelens_core::metrics::{confusions, Confusion, Scores};
 use icelens_core::{npy, read_scene, Chart, ReadLimits};
+use icelens_model::block_on;
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
 use icelens_model::{
@@ -340,13 +341,13 @@ fn the_attention_unet_trains_and_then_agrees_with_the_cpu_network() {
     let net = BurnUNet::from_state_dict(&sd, &device()).unwrap();
     assert_eq!(net.arch().kind, Kind::Attention);
     // Untrained, the export is the checkpoint: UNetAttention's keys and order, every value.
-    let back = net.to_state_dict().unwrap();
+    let back = block_on(net.to_state_dict()).unwrap();
     assert_eq!(back.keys_in_order(), sd.keys_in_order());
     assert_eq!(back.keys_in_order().len(), 186);
     assert_eq!(back.tensors, sd.tensors);
     assert_eq!(back.integer_values, sd.integer_values);
 
-    let trained = train_two_steps(net).model().to_state_dict().unwrap();
+    let trained = block_on(train_two_steps(net).model().to_state_dict()).unwrap();
     // Gradients reach every gate, and their BatchNorms count the batches.
     for k in 0..4 {
         for part in ["W_gate", "W_x", "psi"] {
@@ -385,7 +386,7 @@ fn a_plain_unet_grows_into_an_attention_unet_with_fresh_gates() {
     let (net, copied) = BurnUNet::from_smaller(&plain, &arch, 3, &device()).unwrap();
     assert_eq!(copied.len(), 19, "{copied:?}");
     assert!(copied.iter().all(|k| !k.contains(".attention.")));
-    let grown = net.to_state_dict().unwrap();
+    let grown = block_on(net.to_state_dict()).unwrap();
     assert_eq!(grown.keys_in_order(), checkpoint().keys_in_order());
     for k in &copied {
         assert_eq!(grown.tensors[k], plain.tensors[k], "{k}");

@@ -10,6 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use common::{device, max_abs_diff, reference, synth_scene, train_two_steps};
 use icelens_core::checkpoint::{load_state_dict, write_torch, StateDict};
 use icelens_core::{npy, Chart};
+use icelens_model::block_on;
 use icelens_model::cpu::Feature;
 use icelens_model::train::{chart_loss_sums, masked_cross_entropy, masked_mse};
 use icelens_model::{
@@ -94,7 +95,7 @@ fn state_dict_round_trips_and_training_updates_batchnorm() {
     let net = BurnUNet::from_state_dict(&sd, &device()).unwrap();
 
     // Untrained: the same keys, shapes, values and integer buffers, in PyTorch's order.
-    let back = net.to_state_dict().unwrap();
+    let back = block_on(net.to_state_dict()).unwrap();
     assert_eq!(
         back.tensors.keys().collect::<Vec<_>>(),
         sd.tensors.keys().collect::<Vec<_>>()
@@ -110,7 +111,7 @@ fn state_dict_round_trips_and_training_updates_batchnorm() {
 
     // A few training steps on a generated scene.
     let trainer = train_two_steps(net);
-    let trained = trainer.model().to_state_dict().unwrap();
+    let trained = block_on(trainer.model().to_state_dict()).unwrap();
     let key = "input_block.double_conv.1.running_mean";
     let moved = max_abs_diff(&trained.tensors[key].data, &sd.tensors[key].data);
     assert!(moved > 1e-4, "running mean did not move ({moved})");
@@ -177,7 +178,7 @@ fn a_small_network_learns_from_scratch() {
     let best = trainer.state().best_epoch.unwrap();
     assert_eq!(trainer.state().best_loss, Some(vals[best].loss), "{vals:?}");
     // The best weights export as a loadable checkpoint.
-    let sd = trainer.best_model().to_state_dict().unwrap();
+    let sd = block_on(trainer.best_model().to_state_dict()).unwrap();
     let unet = UNet::from_state_dict(&sd).unwrap();
     assert_eq!(unet.arch.filters, vec![4, 8]);
 }
@@ -257,7 +258,7 @@ fn transfer_from_a_smaller_checkpoint() {
     assert_eq!(net.arch().head_outputs, [1, 7, 8]);
     // input block, contract 0-2, expand 2-5 (two convolutions each), SOD and FLOE heads.
     assert_eq!(copied.len(), 2 + 6 + 8 + 2, "{copied:?}");
-    let out = net.to_state_dict().unwrap();
+    let out = block_on(net.to_state_dict()).unwrap();
     let same = |a: &str, b: &str| out.tensors[a].data == sd.tensors[b].data;
     assert!(same(
         "expand_blocks.5.double_conv.double_conv.0.weight",
@@ -293,8 +294,8 @@ fn a_frozen_encoder_stays_as_loaded() {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
-    trainer.step().unwrap();
-    let out = trainer.model().to_state_dict().unwrap();
+    block_on(trainer.step()).unwrap();
+    let out = block_on(trainer.model().to_state_dict()).unwrap();
     for k in [
         "input_block.double_conv.0.weight",
         "input_block.double_conv.1.running_mean",
@@ -369,7 +370,7 @@ fn step_time(device: &Device) {
     let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
     for i in 0..3 {
         let t = std::time::Instant::now();
-        let r = trainer.step().unwrap();
+        let r = block_on(trainer.step()).unwrap();
         eprintln!(
             "step {i}: {:.2} s, loss {:.4} {:?}",
             t.elapsed().as_secs_f64(),
@@ -457,7 +458,7 @@ fn gradients_match_finite_differences() {
         c[0] = 0;
     }
     let net = BurnUNet::new(&plain(&[4, 8]), 5, &device());
-    let sd = net.to_state_dict().unwrap();
+    let sd = block_on(net.to_state_dict()).unwrap();
     let keys = [
         "sod_feature_map.feature_out.bias",
         "expand_blocks.1.double_conv.double_conv.4.weight",
@@ -509,15 +510,15 @@ fn validation_scores_match_the_exported_network() {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(net, config, train, val.clone()).unwrap();
-    let before = trainer.baseline().unwrap().unwrap();
-    let first = trainer.validate().unwrap();
+    let before = block_on(trainer.baseline()).unwrap().unwrap();
+    let first = block_on(trainer.validate()).unwrap();
     assert_eq!(Some(before.loss), Some(first.loss));
     assert_eq!(Some(before.scores), first.scores);
 
-    trainer.step().unwrap();
-    let v = trainer.validate().unwrap();
+    block_on(trainer.step()).unwrap();
+    let v = block_on(trainer.validate()).unwrap();
     let scores = v.scores.expect("validation patches give scores");
-    let unet = UNet::from_state_dict(&trainer.model().to_state_dict().unwrap()).unwrap();
+    let unet = UNet::from_state_dict(&block_on(trainer.model().to_state_dict()).unwrap()).unwrap();
     let mut conf: [icelens_core::metrics::Confusion; 3] = Default::default();
     for p in &val {
         let x = Feature {
@@ -623,12 +624,18 @@ fn the_cpu_backend_trains_like_the_gpu_one() {
     };
     let run = |device: &Device| {
         let net = BurnUNet::new(&plain(&[4, 8]), 21, device);
-        let start = net.to_state_dict().unwrap();
+        let start = block_on(net.to_state_dict()).unwrap();
         let mut t = Trainer::new(net, config.clone(), train.clone(), val.clone()).unwrap();
-        let before = t.baseline().unwrap().unwrap();
-        let steps = [t.step().unwrap(), t.step().unwrap()];
-        let v = t.validate().unwrap();
-        (start, before, steps, v, t.model().to_state_dict().unwrap())
+        let before = block_on(t.baseline()).unwrap().unwrap();
+        let steps = [block_on(t.step()).unwrap(), block_on(t.step()).unwrap()];
+        let v = block_on(t.validate()).unwrap();
+        (
+            start,
+            before,
+            steps,
+            v,
+            block_on(t.model().to_state_dict()).unwrap(),
+        )
     };
     let (start_gpu, b_gpu, s_gpu, v_gpu, sd_gpu) = run(&device());
     let (start_cpu, b_cpu, s_cpu, v_cpu, sd_cpu) = run(&Device::flex());

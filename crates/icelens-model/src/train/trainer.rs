@@ -2,8 +2,6 @@
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-#[cfg(not(target_family = "wasm"))]
-use burn::tensor::read_sync;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use icelens_core::input::N_INPUT;
 use icelens_core::metrics::{Confusion, Scores};
@@ -376,14 +374,8 @@ impl Trainer {
         })
     }
 
-    /// [`Self::step_async`], blocking (native only).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn step(&mut self) -> Result<StepReport, ModelError> {
-        read_sync(self.step_async())
-    }
-
     /// One training step, reading its loss back asynchronously (the browser's way).
-    pub async fn step_async(&mut self) -> Result<StepReport, ModelError> {
+    pub async fn step(&mut self) -> Result<StepReport, ModelError> {
         let (t, counts) = self.step_tensors();
         let data = t.into_data_async().await.map_err(readback("the loss"))?;
         self.finish_step(data, counts)
@@ -524,15 +516,9 @@ impl Trainer {
         }
     }
 
-    /// [`Self::validate_async`], blocking (native only).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn validate(&mut self) -> Result<ValReport, ModelError> {
-        read_sync(self.validate_async())
-    }
-
     /// Evaluates the validation patches (eval mode, running statistics), closes the epoch,
     /// keeps the weights if they are the best so far and updates early stopping.
-    pub async fn validate_async(&mut self) -> Result<ValReport, ModelError> {
+    pub async fn validate(&mut self) -> Result<ValReport, ModelError> {
         let sums = match self.val_tensors() {
             Some(t) => Some(
                 self.read_val(
@@ -552,15 +538,9 @@ impl Trainer {
         Ok(self.finish_validation(sums))
     }
 
-    /// [`Self::baseline_async`], blocking (native only).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn baseline(&self) -> Result<Option<Baseline>, ModelError> {
-        read_sync(self.baseline_async())
-    }
-
     /// The validation loss and scores of the model as it is, without closing an epoch: the
     /// "before" of a fine-tuning run. `None` without validation patches.
-    pub async fn baseline_async(&self) -> Result<Option<Baseline>, ModelError> {
+    pub async fn baseline(&self) -> Result<Option<Baseline>, ModelError> {
         let Some(t) = self.val_tensors() else {
             return Ok(None);
         };
@@ -584,9 +564,9 @@ impl Trainer {
     pub fn run(&mut self, mut on_event: impl FnMut(&TrainEvent) -> bool) -> Result<(), ModelError> {
         while !self.finished() {
             let event = if self.epoch_done() {
-                TrainEvent::Validation(self.validate()?)
+                TrainEvent::Validation(crate::block_on(self.validate())?)
             } else {
-                TrainEvent::Step(self.step()?)
+                TrainEvent::Step(crate::block_on(self.step())?)
             };
             if !on_event(&event) {
                 break;

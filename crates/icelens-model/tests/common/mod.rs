@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use burn::tensor::Device;
 use icelens_core::synth::{generate, SynthSpec};
 use icelens_core::{read_scene, ReadLimits, Scene};
-use icelens_model::{sample_patches, BurnUNet, TrainConfig, Trainer};
+use icelens_model::{block_on, sample_patches, BurnUNet, TrainConfig, Trainer};
 
 /// One wgpu device per test binary: the runtime cannot be initialised twice.
 pub fn device() -> Device {
@@ -118,7 +118,7 @@ pub fn train_two_steps(net: BurnUNet) -> Trainer {
     };
     let mut trainer = Trainer::new(net, config, patches, Vec::new()).unwrap();
     for _ in 0..2 {
-        let r = trainer.step().unwrap();
+        let r = block_on(trainer.step()).unwrap();
         assert!(r.loss.is_finite() && r.loss > 0.0, "{r:?}");
     }
     trainer
