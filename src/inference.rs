@@ -93,7 +93,7 @@ fn gpu_net(model: &Model) -> Option<Rc<GpuUNet>> {
 /// Compiles the GPU shaders on a small input, so the first real run does not pay for it.
 pub async fn warm_up(model: &Model) {
     if let Some(g) = gpu_net(model) {
-        let _ = g.forward_async(&Feature::zeros(24, 32, 32)).await;
+        let _ = g.forward(&Feature::zeros(24, 32, 32)).await;
     }
 }
 
@@ -125,7 +125,7 @@ impl Forward for PageNet<'_> {
 
     async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
         match &self.gpu {
-            Some(g) => Ok(g.forward_with_attention_async(x).await?),
+            Some(g) => Ok(g.forward_with_attention(x).await?),
             // Off the page's thread when it can be (see cpu_worker.rs).
             None if cpu_worker::available() => Ok(cpu_worker::forward(self.model, x).await?),
             None => Ok(self.model.net.forward_with_attention(x)),

@@ -61,11 +61,11 @@ fn main() {
             .init()
             .expect("a wgpu adapter");
         let g = icelens_model::gpu::GpuUNet::new(&sd, &device).expect("U-Net on wgpu");
-        let _ = g.forward(&x).expect("gpu forward"); // shader compilation
+        let _ = icelens_model::block_on(g.forward(&x)).expect("gpu forward"); // shader compilation
         let mut times = Vec::new();
         for _ in 0..runs {
             let t = Instant::now();
-            let out = g.forward(&x).expect("gpu forward");
+            let out = icelens_model::block_on(g.forward(&x)).expect("gpu forward");
             std::hint::black_box(&out);
             times.push(t.elapsed().as_secs_f64());
         }

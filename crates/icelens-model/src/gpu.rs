@@ -30,7 +30,7 @@ impl Forward for GpuUNet {
     }
 
     async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
-        Ok(self.forward_with_attention_async(x).await?)
+        Ok(self.forward_with_attention(x).await?)
     }
 }
 
@@ -60,29 +60,15 @@ impl GpuUNet {
         (heads.into(), psis)
     }
 
-    /// Forward pass with a blocking read-back (native only: browsers cannot block).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn forward(&self, x: &Feature) -> Result<Outputs, ModelError> {
-        Ok(self.forward_with_attention(x)?.0)
+    /// The three heads of a tile (read back asynchronously, as a browser must; natively,
+    /// wait with [`crate::block_on`]).
+    pub async fn forward(&self, x: &Feature) -> Result<Outputs, ModelError> {
+        Ok(self.forward_with_attention(x).await?.0)
     }
 
-    /// Forward pass with the attention coefficients psi of every expanding block, deepest
-    /// first (`[1, h, w]`; empty for a plain U-Net), read back blocking (native only).
-    #[cfg(not(target_family = "wasm"))]
-    pub fn forward_with_attention(
-        &self,
-        x: &Feature,
-    ) -> Result<(Outputs, Vec<Feature>), ModelError> {
-        burn::tensor::read_sync(self.forward_with_attention_async(x))
-    }
-
-    /// Forward pass with an asynchronous read-back, for the browser.
-    pub async fn forward_async(&self, x: &Feature) -> Result<Outputs, ModelError> {
-        Ok(self.forward_with_attention_async(x).await?.0)
-    }
-
-    /// [`Self::forward_with_attention`] with an asynchronous read-back, for the browser.
-    pub async fn forward_with_attention_async(
+    /// The heads and the attention coefficients psi of every expanding block, deepest first
+    /// (`[1, h, w]`; empty for a plain U-Net).
+    pub async fn forward_with_attention(
         &self,
         x: &Feature,
     ) -> Result<(Outputs, Vec<Feature>), ModelError> {

@@ -116,7 +116,7 @@ fn cpu_logits_and_attention_match_pytorch_on_both_sizes() {
 fn wgpu_logits_and_attention_match_pytorch_on_both_sizes() {
     let gpu = GpuUNet::new(&checkpoint(), &device()).unwrap();
     for prefix in ["", "odd_"] {
-        let (out, psis) = gpu.forward_with_attention(&input(prefix)).unwrap();
+        let (out, psis) = block_on(gpu.forward_with_attention(&input(prefix))).unwrap();
         check(prefix, &out, &psis);
     }
 }
@@ -248,10 +248,8 @@ fn another_depth_and_filter_list_runs_alike_on_cpu_and_wgpu() {
             .collect(),
     };
     let (cpu, cpu_psi) = net.forward_with_attention(&x);
-    let (gpu, gpu_psi) = GpuUNet::new(&sd, &device())
-        .unwrap()
-        .forward_with_attention(&x)
-        .unwrap();
+    let gpu_net = GpuUNet::new(&sd, &device()).unwrap();
+    let (gpu, gpu_psi) = block_on(gpu_net.forward_with_attention(&x)).unwrap();
     assert_eq!(cpu.sic.c, 1);
     for chart in Chart::ALL {
         let d = max_abs_diff(&cpu.get(chart).data, &gpu.get(chart).data);
@@ -364,10 +362,8 @@ fn the_attention_unet_trains_and_then_agrees_with_the_cpu_network() {
     let (cpu, cpu_psi) = UNet::from_state_dict(&trained)
         .unwrap()
         .forward_with_attention(&x);
-    let (gpu, gpu_psi) = GpuUNet::new(&trained, &device())
-        .unwrap()
-        .forward_with_attention(&x)
-        .unwrap();
+    let gpu_net = GpuUNet::new(&trained, &device()).unwrap();
+    let (gpu, gpu_psi) = block_on(gpu_net.forward_with_attention(&x)).unwrap();
     for chart in Chart::ALL {
         let d = max_abs_diff(&cpu.get(chart).data, &gpu.get(chart).data);
         assert!(d <= 1e-3, "{chart}: {d}");

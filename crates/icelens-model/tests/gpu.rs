@@ -22,7 +22,7 @@ fn wgpu_logits_match_pytorch() {
             w: s[3],
             data: input.to_f32().unwrap(),
         };
-        let out = gpu.forward(&x).unwrap();
+        let out = icelens_model::block_on(gpu.forward(&x)).unwrap();
         for chart in Chart::ALL {
             let want = npy::read(&reference(&format!("{prefix}out_{}.npy", chart.name())))
                 .unwrap()
