@@ -104,3 +104,55 @@ impl Default for ViewState {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(size: (f64, f64), scene: (usize, usize)) -> ViewState {
+        let v = ViewState::new();
+        v.size.set(size);
+        v.scene_size.set(scene);
+        v.fit();
+        v
+    }
+
+    #[test]
+    fn fit_shows_the_whole_scene_centred() {
+        let v = view((800.0, 600.0), (300, 1000));
+        // Width limits: 800 / 1000 samples, with a 2 % margin.
+        assert!((v.zoom.get_untracked() - 0.8 * 0.98).abs() < 1e-12);
+        assert_eq!(v.center.get_untracked(), (500.0, 150.0));
+        let (x0, _, s) = v.transform();
+        assert!(x0 > 0.0 && x0 + 1000.0 * s < 800.0, "inside the viewport");
+    }
+
+    #[test]
+    fn zooming_keeps_the_point_under_the_pointer() {
+        let v = view((800.0, 600.0), (300, 1000));
+        let before = v.scene_at(123.0, 456.0);
+        v.zoom_at(123.0, 456.0, 3.0);
+        let after = v.scene_at(123.0, 456.0);
+        assert!((before.0 - after.0).abs() < 1e-9 && (before.1 - after.1).abs() < 1e-9);
+        assert!((v.zoom.get_untracked() - 0.784 * 3.0).abs() < 1e-9);
+        // Panning moves the scene with the pointer: a drag right shows what lay left.
+        let (cx, cy) = v.center.get_untracked();
+        v.pan_screen(30.0, 0.0);
+        let s = v.zoom.get_untracked();
+        assert_eq!(v.center.get_untracked(), (cx - 30.0 / s, cy));
+    }
+
+    #[test]
+    fn a_tiny_scene_zooms_to_the_maximum_without_panicking() {
+        // 2 x 2 pixels in 800 x 600: the fit (294) is beyond the maximum (48).
+        let v = view((800.0, 600.0), (2, 2));
+        assert!(v.fit_zoom() > MAX_ZOOM);
+        assert_eq!(v.clamp_zoom(1.0), MAX_ZOOM);
+        v.zoom_at(400.0, 300.0, 0.5);
+        assert_eq!(v.zoom.get_untracked(), MAX_ZOOM);
+        // A large scene: never below half the fit, never above the maximum.
+        let big = view((800.0, 600.0), (5200, 5000));
+        assert_eq!(big.clamp_zoom(1e-6), big.fit_zoom() * 0.5);
+        assert_eq!(big.clamp_zoom(1e6), MAX_ZOOM);
+    }
+}
