@@ -858,3 +858,46 @@ fn BeforeAfter(
         </div>
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use icelens_model::{block_on, Architecture, BurnUNet, Kind, SicHead};
+
+    fn model(name: &str) -> Arc<Model> {
+        let arch = Architecture::fresh(&[2], SicHead::Classification, Kind::Plain).unwrap();
+        let net = BurnUNet::new(&arch, 1, &Device::flex());
+        let sd = block_on(net.to_state_dict()).unwrap();
+        Arc::new(crate::model::model_from_state(name, sd).unwrap())
+    }
+
+    #[test]
+    fn a_fine_tuned_model_gets_a_name_of_its_own() {
+        assert_eq!(
+            unique_name("icelens-demo.bpk", &[]),
+            "icelens-demo fine-tuned"
+        );
+        assert_eq!(unique_name("m.pth", &[]), "m fine-tuned");
+        let taken = [model("m fine-tuned"), model("m fine-tuned 2")];
+        assert_eq!(unique_name("m.pt", &taken), "m fine-tuned 3");
+    }
+
+    #[test]
+    fn the_step_time_leaves_out_the_first_step_when_there_are_others() {
+        let mut h = History::default();
+        assert_eq!(h.mean_step_seconds(), None);
+        h.step_seconds = vec![5.0];
+        assert_eq!(h.mean_step_seconds(), Some(5.0));
+        h.step_seconds = vec![5.0, 1.0, 2.0];
+        assert_eq!(h.mean_step_seconds(), Some(1.5));
+    }
+
+    #[test]
+    fn form_numbers_are_parsed_or_named() {
+        assert_eq!(num::<usize>(" 12 ", "patches"), Ok(12));
+        assert_eq!(
+            num::<f64>("1e-3x", "learning rate"),
+            Err("learning rate: \"1e-3x\" is not a valid number".into())
+        );
+    }
+}
