@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const harness = require('./harness');
-const { serve, launch, dropFiles, SHARED, OUTPUT } = harness;
+const { serve, launch, openPage, dropFiles, SHARED, OUTPUT } = harness;
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
@@ -25,10 +25,7 @@ before(async () => {
   icelens('convert', '--model', PT, '--out', ST);
   server = await serve();
   browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  page = await openPage(browser, server, pageErrors);
   // The CPU backend: SwiftShader's WebGPU would take minutes for six runs.
   await page.waitForFunction(() => document.querySelector('[data-testid="backend"]').textContent === 'webgpu', null, { timeout: 30000 });
   await page.selectOption('select:has(option[value="cpu"])', 'cpu');

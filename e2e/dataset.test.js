@@ -6,7 +6,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { serve, launch, dropFiles, icelens, SHARED, OUTPUT } = require('./harness');
+const { serve, launch, openPage, dropFiles, icelens, SHARED, OUTPUT } = require('./harness');
 
 const FIX = path.join(SHARED, 'fixtures');
 const LABELLED = ['20190412T103015_dmi_prep.nc', '20200117T211533_cis_prep.nc'];
@@ -28,13 +28,8 @@ after(async () => {
   assert.deepEqual(pageErrors, []);
 });
 
-async function openPage() {
-  const page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
-  return page;
-}
+/** A fresh tab of the page, its errors recorded with the others. */
+const newTab = () => openPage(browser, server, pageErrors);
 
 const atlasRows = (page) => page.$$eval('[data-testid="atlas-row"]', (rs) => rs.map((r) => ({
   group: r.dataset.group, train: Number(r.dataset.train), test: Number(r.dataset.test),
@@ -48,7 +43,7 @@ const cliRows = (atlas, facet) => atlas.facets.find((f) => f.facet === facet).gr
 test('the atlas shows the real dataset as `icelens dataset` does, and lists of one\'s own', { timeout: 300000 }, async () => {
   const cli = JSON.parse(icelens(['dataset', '--json']));
   assert.equal(cli.train_scenes, 512);
-  const page = await openPage();
+  const page = await newTab();
   await page.click('[data-testid="atlas"] > summary');
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="atlas-row"]').length > 0, null, { timeout: 30000 });
   assert.match(await page.textContent('[data-testid="atlas-train-source"]'), /^512 training scenes · AI4Arctic/);
@@ -94,7 +89,7 @@ test('the atlas shows the real dataset as `icelens dataset` does, and lists of o
 });
 
 test('fine-tuning follows the atlas\'s test set: groups drawn with their test shares', { timeout: 300000 }, async () => {
-  const page = await openPage();
+  const page = await newTab();
   await dropFiles(page, 'drop-zone', LABELLED.map((f) => ({ name: f, bytes: fs.readFileSync(path.join(FIX, f)) })));
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="scene-list"] li:not(.loading)').length === 3, null, { timeout: 60000 });
   // A test set of cis scenes only: every draw from the cis fixture (balanced alone: 1/3 each).
@@ -136,7 +131,7 @@ test('fine-tuning follows the atlas\'s test set: groups drawn with their test sh
 test('the upload package from the page equals `icelens predict`\'s file', { timeout: 400000 }, async () => {
   const want = path.join(OUT, 'cli_upload.nc');
   icelens(['predict', '--model', MODEL, '--upload', want, path.join(FIX, TEST_STYLE)]);
-  const page = await openPage();
+  const page = await newTab();
   // The CPU path, the one `icelens predict` runs (WebGPU is chosen first where there is one).
   await page.waitForFunction(() => document.querySelector('[data-testid="backend"]').textContent === 'webgpu', null, { timeout: 30000 });
   await page.selectOption('select:has(option[value="cpu"])', 'cpu');
@@ -170,7 +165,7 @@ test('results of a sharded evaluation load into "Where is it worst" as `icelens 
     merged = icelens(['merge', ...parts, '--by', 'all', '--json', '--out', whole]);
   } catch (e) { merged = e.stdout; } // exit 1: the test-style scene could not be scored
   const cli = JSON.parse(merged);
-  const page = await openPage();
+  const page = await newTab();
   const drop = (files) => dropFiles(page, 'drop-zone', files.map((f) => ({ name: path.basename(f), bytes: fs.readFileSync(f) })));
   await drop(parts.slice(0, 2));
   await page.locator('[data-testid="loaded-results"]', { hasText: 'shard 3/3 is missing' }).waitFor({ timeout: 30000 });

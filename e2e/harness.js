@@ -90,4 +90,16 @@ function icelens(args, opts = {}) {
     { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...opts });
 }
 
-module.exports = { serve, launch, dropFiles, icelens, SHARED, OUTPUT };
+/**
+ * Opens the page served by `server` in a new tab (`options` as for `browser.newPage`), records
+ * its uncaught errors in `errors`, and waits until the first scene is listed.
+ */
+async function openPage(browser, server, errors, options = { viewport: { width: 1600, height: 1000 }, acceptDownloads: true }) {
+  const page = await browser.newPage(options);
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(`http://127.0.0.1:${server.address().port}/`);
+  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  return page;
+}
+
+module.exports = { serve, launch, openPage, dropFiles, icelens, SHARED, OUTPUT };

@@ -5,7 +5,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { serve, launch, dropFiles, icelens, SHARED } = require('./harness');
+const { serve, launch, openPage, dropFiles, icelens, SHARED } = require('./harness');
 
 
 const ROOT = path.resolve(__dirname, '..');
@@ -209,10 +209,8 @@ test('a browser short of memory costs one file or one run, never the page', { ti
   ]) {
     const small = await launch({ wasmMaxPages: pages });
     try {
-      const p = await small.newPage({ viewport: { width: 1400, height: 900 } });
-      const errors = []; p.on('pageerror', (e) => errors.push(String(e)));
-      await p.goto(`http://127.0.0.1:${server.address().port}/`);
-      await p.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+      const errors = [];
+      const p = await openPage(small, server, errors, { viewport: { width: 1400, height: 900 } });
       await p.selectOption('select:has(option[value="cpu"])', 'cpu');
       await p.locator('[data-testid="score-combined"]').waitFor({ timeout: 120000 });
       const demoScore = await p.textContent('[data-testid="score-combined"]');

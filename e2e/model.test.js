@@ -4,7 +4,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { serve, launch, dropFiles, icelens, SHARED, OUTPUT } = require('./harness');
+const { serve, launch, openPage, dropFiles, icelens, SHARED, OUTPUT } = require('./harness');
 
 const SCENE = '20190412T103015_dmi_prep.nc';
 const MODEL = 'pizza_marinara.pt';
@@ -13,10 +13,7 @@ let server; let browser; let page; const pageErrors = [];
 before(async () => {
   server = await serve();
   browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  page = await openPage(browser, server, pageErrors, { viewport: { width: 1400, height: 900 } });
 });
 
 after(async () => {

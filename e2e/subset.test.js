@@ -9,7 +9,7 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { serve, launch, dropFiles, icelens, SHARED } = require('./harness');
+const { serve, launch, openPage, dropFiles, icelens, SHARED } = require('./harness');
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
@@ -25,10 +25,7 @@ before(async () => {
   icelens(['--help']);
   server = await serve();
   browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  page = await openPage(browser, server, pageErrors);
   await page.selectOption('select:has(option[value="cpu"])', 'cpu');
   await page.locator('[data-testid="score-combined"]').waitFor({ timeout: 120000 });
   // One at a time, so that the page lists them (and draws from them) in this order.

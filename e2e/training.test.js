@@ -4,7 +4,7 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { serve, launch, dropFiles, icelens, OUTPUT } = require('./harness');
+const { serve, launch, openPage, dropFiles, icelens, OUTPUT } = require('./harness');
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
@@ -14,10 +14,7 @@ before(async () => {
   fs.mkdirSync(OUTPUT, { recursive: true });
   server = await serve();
   browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1600, height: 1000 }, acceptDownloads: true });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
-  await page.goto(`http://127.0.0.1:${server.address().port}/`);
-  await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });
+  page = await openPage(browser, server, pageErrors);
   await page.waitForFunction(() => document.querySelector('[data-testid="backend"]').textContent === 'webgpu', null, { timeout: 30000 });
   // Inference (the before/after runs) on the CPU; training itself always runs on WebGPU.
   await page.selectOption('select:has(option[value="cpu"])', 'cpu');

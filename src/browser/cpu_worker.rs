@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use icelens_core::checkpoint::write_burnpack;
-use icelens_core::memory::try_zeros;
 use icelens_core::messages::{FromWorker, ToWorker};
 use icelens_model::cpu::Feature;
 use icelens_model::Outputs;
@@ -20,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{call, post_message, received, start_worker, worker_death};
+use crate::browser::js::{call, f32_values, post_message, received, start_worker, worker_death};
 use crate::model::Model;
 
 type Handler = Closure<dyn FnMut(JsValue)>;
@@ -190,14 +189,12 @@ fn feature([c, h, w]: [usize; 3], data: &JsValue) -> Result<Feature, String> {
         .clone()
         .dyn_into()
         .map_err(|_| "the CPU worker sent a head without data".to_string())?;
-    let len = c
-        .checked_mul(h)
+    c.checked_mul(h)
         .and_then(|n| n.checked_mul(w))
         .filter(|n| *n == data.length() as usize)
         .ok_or("the CPU worker sent a head of the wrong size")?;
-    let mut v = try_zeros::<f32>(len).map_err(|e| format!("a tile's output {e}"))?;
-    data.copy_to(&mut v);
-    Ok(Feature { c, h, w, data: v })
+    let data = f32_values(&data).map_err(|e| format!("a tile's output {e}"))?;
+    Ok(Feature { c, h, w, data })
 }
 
 /// Whether the page can run the network in a worker.

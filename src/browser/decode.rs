@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use icelens_core::memory::try_zeros;
 use icelens_core::messages::{FromWorker, ToWorker};
 use icelens_core::transfer::{expected_arrays, join, Array, Parts};
 use icelens_core::Scene;
@@ -17,7 +16,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{call, get, js_err, post_message, received, start_worker, worker_death};
+use crate::browser::js::{
+    call, f32_values, get, js_err, post_message, received, start_worker, u8_values, worker_death,
+};
 
 /// The page's memory budget (`icelens_core::memory`), or a smaller one given as
 /// `?memory-budget=MB` in the page's URL (to try the refusal without a pile of real scenes).
@@ -178,17 +179,13 @@ pub async fn decode(
                 .dyn_into()
                 .map_err(|_| format!("{name}: array {i} is not float32"))?;
             check_len(&name, i, t.length(), len)?;
-            let mut v = try_zeros::<f32>(len).map_err(|e| format!("{name}: {e}"))?;
-            t.copy_to(&mut v);
-            Array::F32(v)
+            Array::F32(f32_values(&t).map_err(|e| format!("{name}: {e}"))?)
         } else {
             let t: js_sys::Uint8Array = a
                 .dyn_into()
                 .map_err(|_| format!("{name}: array {i} is not bytes"))?;
             check_len(&name, i, t.length(), len)?;
-            let mut v = try_zeros::<u8>(len).map_err(|e| format!("{name}: {e}"))?;
-            t.copy_to(&mut v);
-            Array::U8(v)
+            Array::U8(u8_values(&t).map_err(|e| format!("{name}: {e}"))?)
         };
         out.push(array);
     }

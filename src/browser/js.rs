@@ -3,6 +3,7 @@
 //! and starting the page's Web Worker. One copy,
 //! so that every message and every worker start behaves the same.
 
+use icelens_core::memory::{try_zeros, OutOfMemory};
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -59,6 +60,21 @@ pub fn worker_death(event: &JsValue, who: &str) -> String {
     } else {
         format!("{who} stopped: {raw}")
     }
+}
+
+/// A float32 array's values copied into wasm memory; refused, not aborted, when the browser
+/// gives the page no more memory (`icelens_core::memory::try_zeros`).
+pub fn f32_values(t: &js_sys::Float32Array) -> Result<Vec<f32>, OutOfMemory> {
+    let mut v = try_zeros(t.length() as usize)?;
+    t.copy_to(&mut v);
+    Ok(v)
+}
+
+/// [`f32_values`] for bytes.
+pub fn u8_values(t: &js_sys::Uint8Array) -> Result<Vec<u8>, OutOfMemory> {
+    let mut v = try_zeros(t.length() as usize)?;
+    t.copy_to(&mut v);
+    Ok(v)
 }
 
 /// Posts a message of `icelens_core::messages` (its JSON `msg`) with its bulk `data` to

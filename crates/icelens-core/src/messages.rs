@@ -6,6 +6,7 @@
 //! [`FromWorker`]; the worker the other way round. Parsing is checked: a message that is not
 //! one of these is an error, never a guess.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// What the page asks of a worker.
@@ -76,28 +77,21 @@ impl ToWorker {
     }
 
     pub fn encode(&self) -> String {
-        // Plain data: serialising cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        encode(self)
     }
 
     pub fn decode(text: &str) -> Result<Self, MessageError> {
-        serde_json::from_str(text).map_err(|e| MessageError {
-            side: "worker",
-            reason: e.to_string(),
-        })
+        decode(text, "worker")
     }
 }
 
 impl FromWorker {
     pub fn encode(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        encode(self)
     }
 
     pub fn decode(text: &str) -> Result<Self, MessageError> {
-        serde_json::from_str(text).map_err(|e| MessageError {
-            side: "page",
-            reason: e.to_string(),
-        })
+        decode(text, "page")
     }
 
     /// The request this message answers, if any.
@@ -108,6 +102,19 @@ impl FromWorker {
             _ => None,
         }
     }
+}
+
+fn encode(msg: &impl Serialize) -> String {
+    // Plain data: serialising cannot fail.
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+/// A message of either direction; `side` is the one reading it.
+fn decode<T: DeserializeOwned>(text: &str, side: &'static str) -> Result<T, MessageError> {
+    serde_json::from_str(text).map_err(|e| MessageError {
+        side,
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
