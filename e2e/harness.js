@@ -1,7 +1,7 @@
 // Shared set-up of the browser tests: a static server for dist/ on 127.0.0.1 and a headless
 // Chromium with WebGPU (SwiftShader) enabled.
 const http = require('node:http');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
@@ -81,13 +81,23 @@ let built = false;
  * features and rebuild burn once more (about 20 minutes on 2 cores).
  */
 function icelens(args, opts = {}) {
+  return execFileSync(binary(), args,
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...opts });
+}
+
+/** Runs the command line to its end: its exit status, stdout and stderr (where it reports). */
+function icelensRun(args) {
+  return spawnSync(binary(), args, { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 28 });
+}
+
+/** The `icelens` binary, built once per test file (see `icelens`). */
+function binary() {
   if (!built) {
     execFileSync('cargo', ['test', '--quiet', '--workspace', '--no-run'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     built = true;
   }
   const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
-  return execFileSync(path.join(target, 'debug', 'icelens'), args,
-    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 1 << 28, ...opts });
+  return path.join(target, 'debug', 'icelens');
 }
 
 /**
@@ -102,4 +112,4 @@ async function openPage(browser, server, errors, options = { viewport: { width: 
   return page;
 }
 
-module.exports = { serve, launch, openPage, dropFiles, icelens, SHARED, OUTPUT };
+module.exports = { serve, launch, openPage, dropFiles, icelens, icelensRun, SHARED, OUTPUT };

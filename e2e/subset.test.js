@@ -5,11 +5,10 @@
 // `icelens evaluate` does.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { serve, launch, openPage, dropFiles, icelens, SHARED } = require('./harness');
+const { serve, launch, openPage, dropFiles, icelens, icelensRun, SHARED } = require('./harness');
 
 const ROOT = path.resolve(__dirname, '..');
 const DEMO = path.join(ROOT, 'assets', 'demo', '20210315T101500_dmi_prep.nc');
@@ -22,7 +21,6 @@ let server; let browser; let page; const pageErrors = [];
 const SETTINGS = { patches: 12, 'patch-size': 64, batch: 4, epochs: 1, steps: 2, lr: '0.001', val: '0.25', patience: 0, seed: 3 };
 
 before(async () => {
-  icelens(['--help']);
   server = await serve();
   browser = await launch();
   page = await openPage(browser, server, pageErrors);
@@ -50,7 +48,7 @@ after(async () => {
 function finetune(extra, scenes) {
   const args = ['finetune', '--model', MODEL, '--device', 'cpu', '--out', path.join(TMP, 'cli.bpk'),
     ...Object.entries(SETTINGS).flatMap(([k, v]) => [`--${k}`, String(v)]), ...extra, ...scenes];
-  const r = spawnSync(path.join(process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target'), 'debug', 'icelens'), args, { encoding: 'utf8' });
+  const r = icelensRun(args);
   assert.equal(r.status, 0, r.stderr);
   const counts = r.stderr.match(/(\d+) training and (\d+) validation patches/);
   const loss = r.stderr.match(/before: validation ([0-9.]+)/);
