@@ -71,6 +71,8 @@ pub struct Request<'a> {
     pub shard: Option<Shard>,
     /// Also write what `icelens merge` needs here.
     pub partial: Option<&'a Path>,
+    /// What one scene's run may hold.
+    pub memory: crate::memory::Memory,
 }
 
 /// One model's results, from a run or from merged parts: everything the report is made of.
@@ -151,7 +153,7 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
             // Every model predicts before any result is kept: a scene counts for all or none.
             let mut preds = Vec::new();
             for e in &entries {
-                preds.push(run(&e.net, &scene, i, paths.len())?);
+                preds.push(run(&e.net, &scene, i, paths.len(), req.memory)?);
             }
             for (e, pred) in entries.iter_mut().zip(&preds) {
                 let maps = [
@@ -354,9 +356,10 @@ fn write_plots(
     results: &[ModelResult],
     metas: &[icelens_core::SceneMeta],
 ) -> Result<(), String> {
-    let write = |name: String, svg: Result<String, String>| -> Result<(), String> {
+    let write = |name: String, svg: Result<String, plots::PlotError>| -> Result<(), String> {
         let path = dir.join(name);
-        std::fs::write(&path, svg?)
+        let svg = svg.map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, svg)
             .map_err(|e| format!("{}: cannot be written ({e})", path.display()))
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

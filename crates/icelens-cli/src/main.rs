@@ -14,11 +14,13 @@ use icelens_core::stats::SceneSummary;
 use icelens_core::synth::{generate, SynthSpec};
 
 use inputs::load;
+use memory::Memory;
 
 mod dataset;
 mod evaluate;
 mod finetune;
 mod inputs;
+mod memory;
 mod model_cmds;
 mod report;
 
@@ -77,6 +79,11 @@ enum Command {
         /// DIR/<scene>_attention_<k>.npy, uint8 round(255 ψ), k = 0 the deepest block.
         #[arg(long, value_name = "DIR")]
         attention: Option<PathBuf>,
+        /// Memory one scene's run may hold (e.g. 12G): a scene that fits goes through the
+        /// network whole, as the challenge runs it; a larger one in the largest tiles that fit.
+        /// Default: three quarters of the memory available when the scene starts.
+        #[arg(long, value_name = "SIZE", default_value = "available")]
+        memory: Memory,
         /// Only shard K of N (K from 1): scene i of the list sorted by file name goes to
         /// shard i mod N + 1.
         #[arg(long, value_name = "K/N")]
@@ -115,6 +122,11 @@ enum Command {
         /// cannot be scored are recorded there and no longer make the exit code non-zero).
         #[arg(long, value_name = "OUT.json")]
         partial: Option<PathBuf>,
+        /// Memory one scene's run may hold (e.g. 12G): a scene that fits goes through the
+        /// network whole, as the challenge runs it; a larger one in the largest tiles that fit.
+        /// Default: three quarters of the memory available when the scene starts.
+        #[arg(long, value_name = "SIZE", default_value = "available")]
+        memory: Memory,
     },
     /// Pool the parts `evaluate --partial` wrote (e.g. one per shard) into the scores and
     /// breakdown of one evaluation over all their scenes.
@@ -272,6 +284,7 @@ fn main() -> ExitCode {
             png,
             attention,
             shard,
+            memory,
         } => model_cmds::predict(
             &model,
             &scenes,
@@ -281,6 +294,7 @@ fn main() -> ExitCode {
                 attention: attention.as_deref(),
             },
             shard,
+            memory,
         ),
         Command::Evaluate {
             model,
@@ -292,6 +306,7 @@ fn main() -> ExitCode {
             plots,
             shard,
             partial,
+            memory,
         } => evaluate::evaluate(&evaluate::Request {
             models: &model,
             scenes: &scenes,
@@ -302,6 +317,7 @@ fn main() -> ExitCode {
             plots: plots.as_deref(),
             shard,
             partial: partial.as_deref(),
+            memory,
         }),
         Command::Merge {
             parts,

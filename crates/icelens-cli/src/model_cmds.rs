@@ -12,6 +12,7 @@ use icelens_model::cpu::Feature;
 use icelens_model::{infer_scene, InferOptions, Kind, Prediction, UNet};
 
 use crate::inputs::{load, load_model, model_name};
+use crate::memory::Memory;
 
 pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
     let net = load_model(model)?;
@@ -45,12 +46,26 @@ pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the model over a scene, showing tile progress on a terminal.
-pub fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Prediction, String> {
+/// Runs the model over a scene, whole when it fits `memory`, showing tile progress on a
+/// terminal.
+pub fn run(
+    net: &UNet,
+    scene: &Scene,
+    index: usize,
+    count: usize,
+    memory: Memory,
+) -> Result<Prediction, String> {
     let tty = std::io::stderr().is_terminal();
     let label = format!("[{}/{}] {}", index + 1, count, scene.meta.scene);
     let started = std::time::Instant::now();
-    let pred = infer_scene(net, scene, &InferOptions::default(), &mut |done, total| {
+    let budget = memory.budget();
+    let opts = InferOptions::within_memory(&net.arch, scene.lines, scene.samples, budget);
+    let plan = if opts.runs_whole(scene.lines, scene.samples) {
+        "whole".to_string()
+    } else {
+        format!("in {} px tiles", opts.tile)
+    };
+    let pred = infer_scene(net, scene, &opts, &mut |done, total| {
         if tty {
             eprint!("\r{label}: tile {done}/{total}");
         }
@@ -61,9 +76,10 @@ pub fn run(net: &UNet, scene: &Scene, index: usize, count: usize) -> Result<Pred
         eprint!("\r");
     }
     eprintln!(
-        "{label}: {} x {} px in {:.1} s",
+        "{label}: {} x {} px {plan} (memory budget {:.1} GiB) in {:.1} s",
         scene.lines,
         scene.samples,
+        budget as f64 / f64::from(1u32 << 30),
         started.elapsed().as_secs_f64()
     );
     Ok(pred)
@@ -84,6 +100,7 @@ pub fn predict(
     scenes: &[PathBuf],
     outputs: &Outputs,
     shard: Option<Shard>,
+    memory: Memory,
 ) -> Result<(), String> {
     let upload = outputs.upload;
     let net = load_model(model)?;
@@ -110,7 +127,7 @@ pub fn predict(
     let mut failed = 0;
     for (i, path) in scenes.iter().enumerate() {
         let result = load(path).and_then(|scene| {
-            let pred = run(&net, &scene, i, scenes.len())?;
+            let pred = run(&net, &scene, i, scenes.len(), memory)?;
             Ok((scene, pred))
         });
         match result {

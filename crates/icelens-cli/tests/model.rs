@@ -545,3 +545,93 @@ fn finetune_trains_and_writes_a_model_that_loads_back() {
     ]);
     assert!(!ok && stderr.contains("4,x"), "{stderr}");
 }
+
+/// The challenge runs one forward pass over the whole scene (spec §f); tiles change the
+/// answer. A scene larger than the old 1024² limit now runs whole when it fits the memory
+/// budget, giving exactly the argmax of the forward pass over the whole input, and in tiles
+/// (said on stderr) when `--memory` is too small for that.
+#[test]
+fn predict_runs_a_scene_whole_when_it_fits_and_in_tiles_when_not() {
+    let dir = tmp("whole");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scene = dir.join("20210315T101500_dmi_prep.nc");
+    let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let (ok, _, stderr) = icelens(args);
+        assert!(ok, "{args:?}: {stderr}");
+        stderr
+    };
+    run(&[
+        "synth",
+        "--out",
+        &s(&scene),
+        "--size",
+        "1200",
+        "1000",
+        "--seed",
+        "7",
+    ]);
+    let x = dir.join("x.npy");
+    run(&["input", &s(&scene), "--out", &s(&x)]);
+    let fwd = dir.join("forward");
+    run(&[
+        "forward",
+        "--model",
+        &path(MODEL),
+        "--input",
+        &s(&x),
+        "--out",
+        &s(&fwd),
+    ]);
+    let whole = dir.join("whole.nc");
+    let said = run(&[
+        "predict",
+        "--model",
+        &path(MODEL),
+        &s(&scene),
+        "--upload",
+        &s(&whole),
+    ]);
+    assert!(said.contains("1200 x 1000 px whole"), "{said}");
+    let tiled = dir.join("tiled.nc");
+    let said = run(&[
+        "predict",
+        "--model",
+        &path(MODEL),
+        &s(&scene),
+        "--upload",
+        &s(&tiled),
+        "--memory",
+        "400M",
+    ]);
+    assert!(said.contains("px tiles (memory budget 0.4 GiB)"), "{said}");
+    let script = format!(
+        r#"
+import numpy as np, xarray as xr
+whole = xr.open_dataset({whole:?})
+tiled = xr.open_dataset({tiled:?})
+for chart in ("SIC", "SOD", "FLOE"):
+    v = "20210315T101500_dmi_" + chart
+    want = np.load({fwd:?} + "/out_" + chart + ".npy")[0].argmax(0)
+    assert (whole[v].values == want).all(), (chart, (whole[v].values != want).sum())
+    same = (tiled[v].values == want).mean()
+    assert 0.99 < same < 1.0, (chart, same)
+    print(chart, same)
+print("ok")
+"#,
+        whole = s(&whole),
+        tiled = s(&tiled),
+        fwd = s(&fwd),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 with xarray");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("ok"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -9,6 +9,15 @@ use serde::Serialize;
 
 use crate::chart::{Chart, CHART_FILL};
 
+/// A confusion cell of a partial result (`icelens merge`) that cannot be one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CellError {
+    #[error("confusion cell [{t}, {p}] is outside the {K} x {K} matrix")]
+    Outside { t: u64, p: u64 },
+    #[error("confusion cell [{t}, {p}] overflows")]
+    Overflow { t: u64, p: u64 },
+}
+
 /// Class values kept apart in a confusion matrix; predictions above are counted as the last.
 pub const K: usize = 16;
 
@@ -76,18 +85,14 @@ impl Confusion {
 
     /// The inverse of [`Confusion::to_sparse`]; cells given twice add up. An error names the
     /// first cell outside the K × K matrix.
-    pub fn from_sparse(cells: &[[u64; 3]]) -> Result<Confusion, String> {
+    pub fn from_sparse(cells: &[[u64; 3]]) -> Result<Confusion, CellError> {
         let mut c = Confusion::default();
-        for [t, p, n] in cells {
-            if *t >= K as u64 || *p >= K as u64 {
-                return Err(format!(
-                    "confusion cell [{t}, {p}] is outside the {K} x {K} matrix"
-                ));
+        for &[t, p, n] in cells {
+            if t >= K as u64 || p >= K as u64 {
+                return Err(CellError::Outside { t, p });
             }
-            let cell = &mut c.counts[*t as usize * K + *p as usize];
-            *cell = cell
-                .checked_add(*n)
-                .ok_or_else(|| format!("confusion cell [{t}, {p}] overflows"))?;
+            let cell = &mut c.counts[t as usize * K + p as usize];
+            *cell = cell.checked_add(n).ok_or(CellError::Overflow { t, p })?;
         }
         Ok(c)
     }
@@ -250,7 +255,10 @@ mod tests {
         assert_eq!(sparse, vec![[0, 0, 1], [0, 2, 1], [1, 1, 1], [15, 15, 1]]);
         assert_eq!(Confusion::from_sparse(&sparse).unwrap(), c);
         let e = Confusion::from_sparse(&[[16, 0, 1]]).unwrap_err();
-        assert!(e.contains("[16, 0]"), "{e}");
+        assert_eq!(e, CellError::Outside { t: 16, p: 0 });
+        assert!(e.to_string().contains("[16, 0]"), "{e}");
+        let e = Confusion::from_sparse(&[[1, 2, u64::MAX], [1, 2, 1]]).unwrap_err();
+        assert_eq!(e, CellError::Overflow { t: 1, p: 2 });
     }
 
     #[test]

@@ -30,8 +30,14 @@ pub fn model_colour(i: usize) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("chart could not be drawn: {e:?}")
+/// plotters refused to draw (its errors carry the backend's, which are not `'static`, so
+/// the text is kept).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("chart could not be drawn: {0}")]
+pub struct PlotError(String);
+
+fn err<E: std::fmt::Debug>(e: E) -> PlotError {
+    PlotError(format!("{e:?}"))
 }
 
 /// Horizontal bars of one score per group of a dimension, one bar per model; groups in the
@@ -41,7 +47,7 @@ pub fn scores_svg(
     rows: &[ComparisonRow],
     models: &[String],
     metric: Metric,
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let rows: Vec<&ComparisonRow> = rows.iter().filter(|r| r.dimension == dimension).collect();
     let n = rows.len().max(1);
     let m = rows
@@ -172,7 +178,7 @@ pub fn scores_svg(
 /// A confusion matrix as a heat map: reference classes down, predicted across, each row
 /// shaded by the share of its pixels (so rare classes read as well as common ones), with the
 /// share written in each cell. `names` are indexed by class value.
-pub fn confusion_svg(table: &ConfusionTable, names: &[String]) -> Result<String, String> {
+pub fn confusion_svg(table: &ConfusionTable, names: &[String]) -> Result<String, PlotError> {
     let k = table.labels.len().max(1);
     let cell = (420 / k as u32).clamp(28, 60);
     let side = cell * k as u32;
@@ -266,7 +272,10 @@ pub fn confusion_svg(table: &ConfusionTable, names: &[String]) -> Result<String,
 }
 
 /// Scenes per group, as vertical bars with the count on each.
-pub fn histogram_svg(dimension: Dimension, groups: &[(String, usize)]) -> Result<String, String> {
+pub fn histogram_svg(
+    dimension: Dimension,
+    groups: &[(String, usize)],
+) -> Result<String, PlotError> {
     let n = groups.len().max(1);
     let max = groups.iter().map(|(_, c)| *c).max().unwrap_or(1).max(1);
     let width = (140 + 70 * n as u32).max(360);
@@ -328,7 +337,7 @@ pub fn loss_svg(
     steps: &[(usize, f32)],
     epochs: &[(usize, f32, f32)],
     before: Option<f32>,
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let values: Vec<f64> = steps
         .iter()
         .map(|s| s.1 as f64)

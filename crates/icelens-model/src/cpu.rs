@@ -72,53 +72,56 @@ impl ConvBn {
 
     /// Convolution, BatchNorm and ReLU.
     pub fn forward_relu(&self, x: &Feature) -> Feature {
-        let mut y = self.forward(x);
-        for v in &mut y.data {
-            *v = v.max(0.0);
-        }
-        y
+        conv3x3_fused(x, self.cout, &self.weight, Some(&self.shift), true)
     }
 
     /// Convolution and BatchNorm, no activation (the attention gate's branches).
     pub fn forward(&self, x: &Feature) -> Feature {
-        let mut y = conv3x3(x, self.cout, &self.weight);
-        let plane = y.h * y.w;
-        if plane == 0 {
-            return y;
-        }
-        for (o, chunk) in y.data.chunks_mut(plane).enumerate() {
-            let s = self.shift[o];
-            for v in chunk {
-                *v += s;
-            }
-        }
-        y
+        conv3x3_fused(x, self.cout, &self.weight, Some(&self.shift), false)
     }
 }
 
-fn parallelism() -> gemm::Parallelism {
+/// Threads the convolution bands are spread over (1 in a browser worker: wasm32 without
+/// shared memory has none).
+pub fn threads() -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     {
-        gemm::Parallelism::Rayon(0)
+        rayon::current_num_threads()
     }
     #[cfg(target_arch = "wasm32")]
     {
-        gemm::Parallelism::None
+        1
     }
 }
 
-/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major with the given row strides.
-fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: &[f32], rhs: &[f32]) {
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major; dst rows are `dst_rs` apart.
+///
+/// # Safety
+/// `dst` must be valid for writes of `m` rows of `n` elements, `dst_rs` apart, and no other
+/// thread may touch those elements meanwhile.
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: &[f32],
+    rhs: &[f32],
+    parallel: bool,
+) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n);
-    assert!(m == 0 || dst.len() >= (m - 1) * dst_rs + n);
-    // SAFETY: the asserts above bound every element gemm touches: dst rows are `dst_rs` apart
-    // with `n` contiguous elements each, lhs is m x k and rhs is k x n, all densely packed.
+    let parallelism = match parallel {
+        #[cfg(not(target_arch = "wasm32"))]
+        true => gemm::Parallelism::Rayon(0),
+        _ => gemm::Parallelism::None,
+    };
+    // SAFETY: lhs is m x k and rhs is k x n, densely packed (asserted); dst is the caller's.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             dst_rs as isize,
             false,
@@ -133,70 +136,126 @@ fn matmul(m: usize, n: usize, k: usize, dst: &mut [f32], dst_rs: usize, lhs: &[f
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         );
     }
 }
 
-/// Elements of the im2col buffer per band; bounds memory to ~16 MB whatever the image size.
-const BAND_ELEMENTS: usize = 4 << 20;
+/// Elements of one band's im2col buffer (4 MB): small enough to stay in the cache between
+/// being written and being multiplied, large enough for GEMM to run at full speed.
+const BAND_ELEMENTS: usize = 1 << 20;
+
+/// A feature map's data shared by the bands of one convolution, each of which writes only
+/// its own rows of every output plane.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: bands write disjoint rows (see `conv3x3_fused`), so sharing the pointer is sound.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+/// Runs `band(first_row, rows, scratch, parallel_inside)` over the bands of an `h`-row image:
+/// natively on every thread when there are enough bands to share out, else one after another
+/// with each band's GEMM itself parallel.
+fn for_each_band(h: usize, rows: usize, band: impl Fn(usize, usize, &mut Vec<f32>, bool) + Sync) {
+    let starts: Vec<usize> = (0..h).step_by(rows.max(1)).collect();
+    #[cfg(not(target_arch = "wasm32"))]
+    if threads() > 1 && starts.len() >= 2 * threads() {
+        use rayon::prelude::*;
+        starts
+            .into_par_iter()
+            .for_each_init(Vec::new, |col, r0| band(r0, rows.min(h - r0), col, false));
+        return;
+    }
+    let mut col = Vec::new();
+    for r0 in starts {
+        band(r0, rows.min(h - r0), &mut col, true);
+    }
+}
 
 /// 3x3 convolution, stride 1, zero padding 1, no bias: im2col over bands of rows + GEMM.
 pub fn conv3x3(x: &Feature, cout: usize, weight: &[f32]) -> Feature {
+    conv3x3_fused(x, cout, weight, None, false)
+}
+
+/// [`conv3x3`], then `+ shift[channel]` and a ReLU if asked, applied to each band while it is
+/// still in the cache rather than in more passes over a scene-sized map. The bands run in
+/// parallel: the im2col copy is a third of a convolution's time and would otherwise run on
+/// one thread while GEMM waits.
+pub fn conv3x3_fused(
+    x: &Feature,
+    cout: usize,
+    weight: &[f32],
+    shift: Option<&[f32]>,
+    relu: bool,
+) -> Feature {
     let (c, h, w) = (x.c, x.h, x.w);
     let k = c * 9;
     assert_eq!(weight.len(), cout * k);
+    assert!(shift.is_none_or(|s| s.len() == cout));
     let mut out = Feature::zeros(cout, h, w);
-    if h == 0 || w == 0 {
+    if h == 0 || w == 0 || cout == 0 {
         return out;
     }
+    let plane = h * w;
     let rows = (BAND_ELEMENTS / (k * w)).clamp(1, h);
-    let mut col = vec![0f32; k * rows * w];
-    let mut r0 = 0;
-    while r0 < h {
-        let rb = rows.min(h - r0);
+    let dst = SharedOut(out.data.as_mut_ptr());
+    for_each_band(h, rows, |r0, rb, col, parallel| {
         let n = rb * w;
-        for ci in 0..c {
-            let src = x.plane(ci);
-            for ky in 0..3 {
-                for kx in 0..3 {
-                    let row = (ci * 9 + ky * 3 + kx) * n;
-                    let dst = &mut col[row..row + n];
-                    for (r, d) in dst.chunks_exact_mut(w).enumerate() {
-                        let sy = (r0 + r + ky) as isize - 1;
-                        if sy < 0 || sy >= h as isize {
-                            d.fill(0.0);
-                            continue;
+        col.resize(k * n, 0.0);
+        im2col_band(x, r0, rb, &mut col[..k * n]);
+        let dst = dst;
+        // SAFETY: `out` holds cout planes of h x w; this band writes rows r0 .. r0 + rb of
+        // each, which no other band writes, and `out` outlives every band.
+        unsafe {
+            let first = dst.0.add(r0 * w);
+            matmul(cout, n, k, first, plane, weight, &col[..k * n], parallel);
+            for o in 0..cout {
+                let rows = std::slice::from_raw_parts_mut(first.add(o * plane), n);
+                let s = shift.map_or(0.0, |s| s[o]);
+                if relu {
+                    rows.iter_mut().for_each(|v| *v = (*v + s).max(0.0));
+                } else if s != 0.0 {
+                    rows.iter_mut().for_each(|v| *v += s);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// The im2col rows of output rows `r0 .. r0 + rb`: row `(ci, ky, kx)` holds input channel
+/// `ci` shifted by `(ky - 1, kx - 1)`, zero outside the image.
+fn im2col_band(x: &Feature, r0: usize, rb: usize, col: &mut [f32]) {
+    let (h, w) = (x.h, x.w);
+    let n = rb * w;
+    for ci in 0..x.c {
+        let src = x.plane(ci);
+        for ky in 0..3 {
+            for kx in 0..3 {
+                let row = (ci * 9 + ky * 3 + kx) * n;
+                let dst = &mut col[row..row + n];
+                for (r, d) in dst.chunks_exact_mut(w).enumerate() {
+                    let sy = (r0 + r + ky) as isize - 1;
+                    if sy < 0 || sy >= h as isize {
+                        d.fill(0.0);
+                        continue;
+                    }
+                    let s = &src[sy as usize * w..(sy as usize + 1) * w];
+                    match kx {
+                        0 => {
+                            d[0] = 0.0;
+                            d[1..].copy_from_slice(&s[..w - 1]);
                         }
-                        let s = &src[sy as usize * w..(sy as usize + 1) * w];
-                        match kx {
-                            0 => {
-                                d[0] = 0.0;
-                                d[1..].copy_from_slice(&s[..w - 1]);
-                            }
-                            1 => d.copy_from_slice(s),
-                            _ => {
-                                d[..w - 1].copy_from_slice(&s[1..]);
-                                d[w - 1] = 0.0;
-                            }
+                        1 => d.copy_from_slice(s),
+                        _ => {
+                            d[..w - 1].copy_from_slice(&s[1..]);
+                            d[w - 1] = 0.0;
                         }
                     }
                 }
             }
         }
-        let plane = h * w;
-        matmul(
-            cout,
-            n,
-            k,
-            &mut out.data[r0 * w..],
-            plane,
-            weight,
-            &col[..k * n],
-        );
-        r0 += rb;
     }
-    out
 }
 
 /// 1x1 convolution with bias: the output heads.
@@ -204,7 +263,19 @@ pub fn conv1x1(x: &Feature, cout: usize, weight: &[f32], bias: &[f32]) -> Featur
     let plane = x.h * x.w;
     let mut out = Feature::zeros(cout, x.h, x.w);
     if plane > 0 {
-        matmul(cout, plane, x.c, &mut out.data, plane, weight, &x.data);
+        // SAFETY: `out` is cout x plane, densely packed, and only this call writes it.
+        unsafe {
+            matmul(
+                cout,
+                plane,
+                x.c,
+                out.data.as_mut_ptr(),
+                plane,
+                weight,
+                &x.data,
+                true,
+            )
+        };
     }
     for (o, chunk) in out.data.chunks_mut(plane.max(1)).enumerate().take(cout) {
         for v in chunk {
@@ -218,9 +289,12 @@ pub fn conv1x1(x: &Feature, cout: usize, weight: &[f32], bias: &[f32]) -> Featur
 pub fn maxpool2(x: &Feature) -> Feature {
     let (h, w) = (x.h / 2, x.w / 2);
     let mut out = Feature::zeros(x.c, h, w);
-    for c in 0..x.c {
+    if h == 0 || w == 0 {
+        return out;
+    }
+    let planes: Vec<_> = out.data.chunks_mut(h * w).enumerate().collect();
+    crate::par::for_each(planes, |(c, dst)| {
         let src = x.plane(c);
-        let dst = &mut out.data[c * h * w..(c + 1) * h * w];
         for y in 0..h {
             let a = &src[2 * y * x.w..];
             let b = &src[(2 * y + 1) * x.w..];
@@ -231,7 +305,7 @@ pub fn maxpool2(x: &Feature) -> Feature {
                     .max(b[2 * xx + 1]);
             }
         }
-    }
+    });
     out
 }
 
@@ -269,12 +343,17 @@ pub fn upsample_padded(deep: &Feature, h: usize, w: usize, extra: usize) -> Feat
     // Pads are non-negative in a U-Net (max-pool floors, so 2 * deep <= skip); top/left get
     // pad // 2, which is 0 for the 1-pixel deficits that occur.
     let (top, left) = ((h.saturating_sub(uh)) / 2, (w.saturating_sub(uw)) / 2);
-    if deep.h > 0 && deep.w > 0 {
+    if deep.h > 0 && deep.w > 0 && h > 0 && w > 0 {
         let ty = bilinear_taps(deep.h, uh);
         let tx = bilinear_taps(deep.w, uw);
-        for c in 0..deep.c {
+        let planes: Vec<_> = out
+            .data
+            .chunks_mut(h * w)
+            .take(deep.c)
+            .enumerate()
+            .collect();
+        crate::par::for_each(planes, |(c, dst)| {
             let src = deep.plane(c);
-            let dst = &mut out.data[c * h * w..(c + 1) * h * w];
             for (y, (y0, y1, wy0, wy1)) in ty.iter().enumerate() {
                 let yy = y + top;
                 if yy >= h {
@@ -292,7 +371,7 @@ pub fn upsample_padded(deep: &Feature, h: usize, w: usize, extra: usize) -> Feat
                     dst[yy * w + xx] = wy0 * top_v + wy1 * bot_v;
                 }
             }
-        }
+        });
     }
     out
 }

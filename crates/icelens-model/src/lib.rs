@@ -16,6 +16,7 @@ mod error;
 pub mod gpu;
 pub mod infer;
 pub mod net;
+mod par;
 mod rng;
 pub mod train;
 pub mod unet;
@@ -43,4 +44,4 @@ pub use train::{
     split_validation, Freeze, Patch, StepReport, TrainConfig, TrainEvent, TrainState, Trainer,
     ValReport,
 };
-pub use unet::{Outputs, UNet};
+pub use unet::{forward_peak_bytes, Outputs, UNet};

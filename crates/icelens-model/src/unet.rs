@@ -54,6 +54,14 @@ impl DoubleConv {
     fn forward(&self, x: &Feature) -> Feature {
         self.b.forward_relu(&self.a.forward_relu(x))
     }
+
+    /// [`Self::forward`] that frees its input as soon as the first convolution is done: on a
+    /// whole scene the decoder's concatenations are gigabytes each.
+    fn forward_owned(&self, x: Feature) -> Feature {
+        let a = self.a.forward_relu(&x);
+        drop(x);
+        self.b.forward_relu(&a)
+    }
 }
 
 /// The attention gate of an expanding block (spec §d.7), BatchNorms folded.
@@ -73,13 +81,20 @@ pub(crate) struct Expand {
 
 impl Expand {
     /// The block's output and, for a gated block, its coefficients psi `[1, h, w]`.
-    fn forward(&self, deep: &Feature, skip: &Feature) -> (Feature, Option<Feature>) {
+    /// Takes its inputs by value so that each is freed as soon as it has been used.
+    fn forward(&self, deep: Feature, skip: Feature) -> (Feature, Option<Feature>) {
         match &self.gate {
-            None => (self.conv.forward(&up_concat(deep, skip)), None),
+            None => {
+                let cat = up_concat(&deep, &skip);
+                drop((deep, skip));
+                (self.conv.forward_owned(cat), None)
+            }
             Some(g) => {
-                let up = upsample_padded(deep, skip.h, skip.w, 0);
-                let (cat, psi) = attention_concat(&up, skip, &g.w_gate, &g.w_x, &g.psi);
-                (self.conv.forward(&cat), Some(psi))
+                let up = upsample_padded(&deep, skip.h, skip.w, 0);
+                drop(deep);
+                let (cat, psi) = attention_concat(&up, &skip, &g.w_gate, &g.w_x, &g.psi);
+                drop((up, skip));
+                (self.conv.forward_owned(cat), Some(psi))
             }
         }
     }
@@ -207,14 +222,14 @@ impl UNet {
         let mut skips = vec![self.input_block.forward(x)];
         for block in &self.contract {
             let pooled = maxpool2(skips.last().expect("input block output"));
-            skips.push(block.forward(&pooled));
+            skips.push(block.forward_owned(pooled));
         }
         let mut y = self
             .bridge
-            .forward(&maxpool2(skips.last().expect("deepest skip")));
+            .forward_owned(maxpool2(skips.last().expect("deepest skip")));
         for block in &self.expand {
             let skip = skips.pop().expect("one skip per expanding block");
-            let (out, psi) = block.forward(&y, &skip);
+            let (out, psi) = block.forward(y, skip);
             y = out;
             psis.extend(psi);
         }
@@ -226,4 +241,68 @@ impl UNet {
         };
         (outputs, psis)
     }
+}
+
+/// The most memory [`UNet::forward_with_attention`] holds at once on an `h x w` input, in
+/// bytes, the input included: the planner's measure of whether a whole scene fits. It walks
+/// the forward pass above and keeps the same maps alive at the same moments (skips until
+/// their expanding block, a block's inputs until its first convolution), so the two must
+/// change together. Each convolution's im2col bands add a few megabytes per thread, counted
+/// as a fixed margin.
+pub fn forward_peak_bytes(arch: &Architecture, h: usize, w: usize) -> u128 {
+    let f = &arch.filters;
+    let l = f.len();
+    let px = |level: usize| {
+        (h.checked_shr(level as u32).unwrap_or(0) as u128)
+            * (w.checked_shr(level as u32).unwrap_or(0) as u128)
+    };
+    let ch = |c: usize| c as u128;
+    let mut peak = 0u128;
+    let mut at = |held: u128| peak = peak.max(held);
+    // The input, held by the caller throughout.
+    let mut live = ch(arch.in_channels) * px(0);
+    // Input block: both convolutions' outputs at once; the second stays as the first skip.
+    at(live + 2 * ch(f[0]) * px(0));
+    live += ch(f[0]) * px(0);
+    // Contracting blocks and the bridge: pooled map and first output, then both outputs.
+    let mut deep = 0;
+    for i in 1..=l {
+        let (cin, cout) = (f[i - 1], f[(i).min(l - 1)]);
+        let pooled = ch(cin) * px(i);
+        let out = ch(cout) * px(i);
+        at(live + pooled + out);
+        at(live + 2 * out);
+        if i < l {
+            live += out;
+        } else {
+            deep = out;
+        }
+    }
+    for (k, e) in arch.expand_shapes().into_iter().enumerate() {
+        let level = l - 1 - k;
+        let p = px(level);
+        let skip = ch(e.skip) * p;
+        let cat = ch(e.deep + e.skip) * p;
+        match arch.kind {
+            Kind::Plain => at(live + deep + cat),
+            Kind::Attention => {
+                let up = ch(e.deep) * p;
+                // Both gate branches and psi, then the concatenation beside them.
+                at(live + deep + up);
+                at(live + up + 2 * ch(e.gate) * p + p);
+                at(live + up + 2 * ch(e.gate) * p + p + cat);
+                // psi is kept for the caller.
+                live += p;
+            }
+        }
+        live -= skip;
+        let out = ch(e.skip) * p;
+        at(live + cat + out);
+        at(live + 2 * out);
+        deep = out;
+    }
+    // The heads, all three alive with the last decoder map.
+    at(live + deep + arch.head_outputs.iter().map(|n| ch(*n)).sum::<u128>() * px(0));
+    const BANDS: u128 = 64 << 20;
+    peak * 4 + BANDS
 }

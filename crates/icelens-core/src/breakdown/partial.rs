@@ -2,6 +2,7 @@
 //! afterwards (`evaluate --partial`, `merge`).
 
 use super::*;
+use crate::metrics::CellError;
 
 /// The `format` field of a partial result file.
 pub const PARTIAL_FORMAT: &str = "icelens-partial";
@@ -18,7 +19,7 @@ pub(super) fn to_sparse3(c: &[Confusion; 3]) -> SparseConfusions {
     [c[0].to_sparse(), c[1].to_sparse(), c[2].to_sparse()]
 }
 
-pub(super) fn from_sparse3(c: &SparseConfusions) -> Result<[Confusion; 3], String> {
+pub(super) fn from_sparse3(c: &SparseConfusions) -> Result<[Confusion; 3], CellError> {
     Ok([
         Confusion::from_sparse(&c[0])?,
         Confusion::from_sparse(&c[1])?,
