@@ -12,7 +12,7 @@
 //
 // Environment: DIST (default <repo>/dist), LARGE, FIXTURE, FIXTURE2, MODEL, MID (a mid-size
 // scene; skipped when unset), LARGE_CPU_S (default 300), WEBGPU_TIMEOUT_S (default 300),
-// OUT_JSON (default bench/out/browser/results.json), ONLY (large,small), WEBGPU=0 (no WebGPU
+// OUT_JSON (default bench/out/browser/results.json), ONLY (first,large,small), WEBGPU=0 (no WebGPU
 // runs), CHROMIUM.
 'use strict';
 const fs = require('node:fs');
@@ -32,7 +32,7 @@ const MID = process.env.MID || '';
 const LARGE_CPU_S = Number(process.env.LARGE_CPU_S || 300);
 const WEBGPU_TIMEOUT_S = Number(process.env.WEBGPU_TIMEOUT_S || 300);
 const OUT_JSON = process.env.OUT_JSON || path.join(__dirname, 'out', 'browser', 'results.json');
-const ONLY = (process.env.ONLY || 'large,small').split(',');
+const ONLY = (process.env.ONLY || 'first,large,small').split(',');
 const USE_WEBGPU = process.env.WEBGPU !== '0';
 
 const log = (...a) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
@@ -208,6 +208,52 @@ async function benchLarge(port, out) {
   }
 }
 
+/// First load: a fresh browser (empty cache) opens the page; bytes fetched (wasm and all),
+/// the gzip size of each wasm file (what a compressing server sends), the time until the wasm
+/// has started and until the bundled demo scene's SAR picture is on screen.
+async function benchFirstLoad(port, out) {
+  const zlib = require('node:zlib');
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.addInitScript(() => {
+      window.__first = { started: null, picture: null };
+      addEventListener('TrunkApplicationStarted', () => { window.__first.started = performance.now(); });
+      const tick = () => {
+        const c = document.querySelector('canvas.sar');
+        if (c && c.width > 0) { window.__first.picture = performance.now(); return; }
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    log('first load: opening the page with an empty cache');
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForFunction(() => window.__first.picture != null, null, { timeout: 120000 });
+    const timing = await page.evaluate(() => ({
+      ...window.__first,
+      resources: performance.getEntriesByType('resource').map((e) => ({ name: e.name, bytes: e.encodedBodySize })),
+      document: performance.getEntriesByType('navigation')[0]?.encodedBodySize ?? 0,
+    }));
+    const wasm = fs.readdirSync(DIST).filter((f) => f.endsWith('.wasm')).map((f) => {
+      const bytes = fs.readFileSync(path.join(DIST, f));
+      return { file: f, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
+    });
+    out.first_load = {
+      started_s: timing.started / 1000,
+      picture_s: timing.picture / 1000,
+      fetched_bytes: timing.document + timing.resources.reduce((a, r) => a + r.bytes, 0),
+      wasm,
+      page_errors: errors,
+    };
+    log(`first load: wasm started at ${(timing.started / 1000).toFixed(2)} s, demo picture at ${(timing.picture / 1000).toFixed(2)} s`);
+    await page.close();
+  } finally {
+    await browser.close();
+  }
+}
+
 async function openPageOn(browser, port) {
   const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
   const errors = [];
@@ -301,6 +347,7 @@ async function benchSmall(port, out) {
   const port = server.address().port;
   const out = { dist: DIST, started: new Date().toISOString(), loadavg_start: require('node:os').loadavg(), cpus: require('node:os').cpus().length };
   try {
+    if (ONLY.includes('first')) await benchFirstLoad(port, out);
     if (ONLY.includes('large')) await benchLarge(port, out);
     if (ONLY.includes('small')) await benchSmall(port, out);
   } finally {

@@ -68,7 +68,7 @@ if [[ -z "${SKIP_NATIVE:-}" ]]; then
       echo "native: icelens evaluate $(basename "$s") ..."
       /usr/bin/time -f 'wall=%e rss_kb=%M' -o "$OUTDIR/time.txt" \
         "$TARGET/release/icelens" evaluate --model "$MODEL" "$s" > "$OUTDIR/eval.txt" 2>&1
-      line=$(grep -oE '[0-9]+ x [0-9]+ px in [0-9.]+ s' "$OUTDIR/eval.txt" | head -1)
+      line=$(grep -oE '[0-9]+ x [0-9]+ px [^)]*\) in [0-9.]+ s' "$OUTDIR/eval.txt" | head -1)
       echo "evaluate $(basename "$s") $line $(cat "$OUTDIR/time.txt")" >> "$NATIVE"
     done
   fi
@@ -98,6 +98,12 @@ function windowMpx(lines, samples) {
 }
 const inRate = (lines, samples, s) => (s ? `; ${f(windowMpx(lines, samples) / s, 3)} Mpx/s of tile windows (${f(windowMpx(lines, samples), 1)} Mpx)` : '');
 const rows = [];
+const F = r.first_load;
+if (F) {
+  const wasm = F.wasm.map((w) => `${w.file.replace(/-[0-9a-f]{16}/, '')} ${mb(w.bytes)} (gzip ${(w.gzip / MiB).toFixed(1)} MiB)`).join(', ');
+  rows.push(['first load, empty cache: bytes fetched (page, wasm, demo scene and model)', mb(F.fetched_bytes), wasm]);
+  rows.push(['  first load: wasm started / demo scene\'s SAR picture on screen', `${f(F.started_s)} s / ${f(F.picture_s)} s`, 'from navigation start']);
+}
 const L = r.large;
 if (L) {
   const mpx = (L.lines * L.samples) / 1e6;
@@ -122,7 +128,7 @@ for (const n of native) {
   let m;
   if ((m = n.match(/^decode min_s=([\d.]+) peak_rss_bytes=(\d+)/))) {
     rows.push(['native read_scene of the same large scene (release, in-process)', `${f(Number(m[1]))} s`, `peak RSS ${mb(Number(m[2]))}`]);
-  } else if ((m = n.match(/^evaluate (\S+) (\d+) x (\d+) px in ([\d.]+) s wall=([\d.]+) rss_kb=(\d+)/))) {
+  } else if ((m = n.match(/^evaluate (\S+) (\d+) x (\d+) px [^)]*\) in ([\d.]+) s wall=([\d.]+) rss_kb=(\d+)/))) {
     const mpx = (m[2] * m[3]) / 1e6; const s = Number(m[4]);
     rows.push([`native icelens evaluate (release, CPU), ${m[1]}, ${m[2]} x ${m[3]}`, `${f(s, 1)} s`, `${f(s / mpx, 1)} s/Mpx, ${f(mpx / s, 3)} Mpx/s; process ${m[5]} s, ${(m[6] / 1024).toFixed(0)} MiB`]);
   }

@@ -36,8 +36,8 @@ def main():
                 if m.size
                 else ""
             )
-            print(f"equal {chart}: {equal:.4f} % ({int(differ.sum())} of {differ.size} differ){detail}")
-    print(f"equal worst chart: {worst:.4f} %")
+            print(f"equal {chart}: {equal:.5f} % ({int(differ.sum())} of {differ.size} differ){detail}")
+    print(f"equal worst chart: {worst:.5f} %")
 
 
 if __name__ == "__main__":

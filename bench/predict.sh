@@ -77,7 +77,7 @@ timed() {
 ice=() torch=()
 for run in $(seq 1 "$RUNS"); do
   read -r t m < <(timed env RAYON_NUM_THREADS="$THREADS" "$ICELENS" predict --model "$MODEL" --upload "$OUT/icelens.nc" "$SCENE")
-  printf 'run %d icelens: %6.1f s, peak RSS %5.2f GiB  (%s)\n' "$run" "$t" "$(echo "$m / 1048576" | bc -l)" "$(tail -1 "$OUT/run.log")"
+  printf 'run %d icelens: %6.1f s, peak RSS %5.2f GiB  (%s)\n' "$run" "$t" "$(echo "$m / 1048576" | bc -l)" "$(grep -m1 ' px ' "$OUT/run.log")"
   ice+=("$t")
   read -r t m < <(timed "$VENV/bin/python" predict_torch.py "$MODEL" "$SCENE" "$OUT/torch.nc" --threads "$THREADS")
   printf 'run %d PyTorch: %6.1f s, peak RSS %5.2f GiB  (%s)\n' "$run" "$t" "$(echo "$m / 1048576" | bc -l)" "$(tail -1 "$OUT/run.log")"
