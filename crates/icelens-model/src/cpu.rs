@@ -94,26 +94,31 @@ pub fn threads() -> usize {
     }
 }
 
-/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major; dst rows are `dst_rs` apart.
+/// `dst[m x n] = lhs[m x k] * rhs[k x n]`, all row-major; `dst = (first element, row
+/// stride)`.
 ///
 /// # Safety
-/// `dst` must be valid for writes of `m` rows of `n` elements, `dst_rs` apart, and no other
+/// `dst` must be valid for writes of `m` rows of `n` elements, a stride apart, and no other
 /// thread may touch those elements meanwhile.
 unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs): (*mut f32, usize),
     lhs: &[f32],
     rhs: &[f32],
     parallel: bool,
 ) {
     assert!(lhs.len() >= m * k && rhs.len() >= k * n);
-    let parallelism = match parallel {
-        #[cfg(not(target_arch = "wasm32"))]
-        true => gemm::Parallelism::Rayon(0),
-        _ => gemm::Parallelism::None,
+    #[cfg(not(target_arch = "wasm32"))]
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // One thread in a browser worker.
+    #[cfg(target_arch = "wasm32")]
+    let parallelism = {
+        let _ = parallel;
+        gemm::Parallelism::None
     };
     // SAFETY: lhs is m x k and rhs is k x n, densely packed (asserted); dst is the caller's.
     unsafe {
@@ -149,6 +154,13 @@ const BAND_ELEMENTS: usize = 1 << 20;
 /// its own rows of every output plane.
 #[derive(Clone, Copy)]
 struct SharedOut(*mut f32);
+
+impl SharedOut {
+    /// Through a method, so that closures capture the whole (`Sync`) wrapper, not the field.
+    fn ptr(&self) -> *mut f32 {
+        self.0
+    }
+}
 // SAFETY: bands write disjoint rows (see `conv3x3_fused`), so sharing the pointer is sound.
 unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
@@ -203,12 +215,17 @@ pub fn conv3x3_fused(
         let n = rb * w;
         col.resize(k * n, 0.0);
         im2col_band(x, r0, rb, &mut col[..k * n]);
-        let dst = dst;
         // SAFETY: `out` holds cout planes of h x w; this band writes rows r0 .. r0 + rb of
         // each, which no other band writes, and `out` outlives every band.
         unsafe {
-            let first = dst.0.add(r0 * w);
-            matmul(cout, n, k, first, plane, weight, &col[..k * n], parallel);
+            let first = dst.ptr().add(r0 * w);
+            matmul(
+                (cout, n, k),
+                (first, plane),
+                weight,
+                &col[..k * n],
+                parallel,
+            );
             for o in 0..cout {
                 let rows = std::slice::from_raw_parts_mut(first.add(o * plane), n);
                 let s = shift.map_or(0.0, |s| s[o]);
@@ -266,11 +283,8 @@ pub fn conv1x1(x: &Feature, cout: usize, weight: &[f32], bias: &[f32]) -> Featur
         // SAFETY: `out` is cout x plane, densely packed, and only this call writes it.
         unsafe {
             matmul(
-                cout,
-                plane,
-                x.c,
-                out.data.as_mut_ptr(),
-                plane,
+                (cout, plane, x.c),
+                (out.data.as_mut_ptr(), plane),
                 weight,
                 &x.data,
                 true,
