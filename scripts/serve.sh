@@ -4,8 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
-# wasm-opt (binaryen from npm, scripts/setup.sh) for the release page.
-export PATH="$HOME/.cargo/bin:$HOME/.cache/icelens-tools/node_modules/.bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH"
 # The page's own build folder, as scripts/test.sh uses (the release wasm build shares nothing
 # with the native test builds).
 export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/page"

@@ -10,11 +10,6 @@ cd "$(dirname "$0")/.."
 what="${1:-test}"
 
 TRUNK_VERSION=0.21.14
-# binaryen's wasm-opt shrinks the release page; Trunk runs it when its version is this one
-# (Trunk.toml [tools]). It comes from npm (binaryen.js, run by Node), which serves current
-# releases on every platform; Debian's package is years older than the wasm Rust emits now.
-BINARYEN_VERSION=132
-TOOLS="$HOME/.cache/icelens-tools"
 # Must equal the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
 
@@ -38,6 +33,8 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   # Not --locked: its lock file pins a webpki-roots release that crates.io no longer serves.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
+[ "$what" = build ] && exit 0
+
 apt_install() {
   if command -v apt-get >/dev/null; then
     local sudo=""
@@ -49,16 +46,6 @@ apt_install() {
     exit 1
   fi
 }
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  say "installing Node.js (wasm-opt for the page, and the browser tests)"
-  apt_install nodejs npm
-fi
-if ! PATH="$TOOLS/node_modules/.bin:$PATH" wasm-opt --version 2>/dev/null | grep -q "version $BINARYEN_VERSION "; then
-  say "installing wasm-opt (binaryen $BINARYEN_VERSION from npm, once)"
-  npm install --prefix "$TOOLS" --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION.0.0"
-fi
-[ "$what" = build ] && exit 0
-
 if ! command -v chromium >/dev/null; then
   say "installing Chromium (headless browser tests)"
   apt_install chromium
@@ -70,6 +57,10 @@ fi
 if [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/slurmd ] || [ ! -x /usr/sbin/munged ]; then
   say "installing Slurm and munge (the single-node Slurm test of scripts/slurm)"
   apt_install slurm-wlm munge
+fi
+if ! command -v node >/dev/null; then
+  say "installing Node.js"
+  apt_install nodejs npm
 fi
 if [ ! -d e2e/node_modules/playwright-core ]; then
   say "installing playwright-core"

@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/icelens-target}"
-# wasm-opt (binaryen from npm, scripts/setup.sh) for the release page.
-export PATH="$HOME/.cargo/bin:$HOME/.cache/icelens-tools/node_modules/.bin:$PATH"
+export PATH="$HOME/.cargo/bin:$PATH"
 # wgpu's Vulkan loader wants a runtime directory; headless machines often have none.
 if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
   export XDG_RUNTIME_DIR="${TMPDIR:-/tmp}/icelens-runtime-$(id -u)"
