@@ -584,27 +584,20 @@ fn predict_runs_a_scene_whole_when_it_fits_and_in_tiles_when_not() {
         "--out",
         &s(&fwd),
     ]);
+    let (model, scene_arg) = (path(MODEL), s(&scene));
+    let predict = |upload: &PathBuf, extra: &[&str]| {
+        let upload = s(upload);
+        let mut args = vec![
+            "predict", "--model", &model, &scene_arg, "--upload", &upload,
+        ];
+        args.extend(extra);
+        run(&args)
+    };
     let whole = dir.join("whole.nc");
-    let said = run(&[
-        "predict",
-        "--model",
-        &path(MODEL),
-        &s(&scene),
-        "--upload",
-        &s(&whole),
-    ]);
+    let said = predict(&whole, &[]);
     assert!(said.contains("1200 x 1000 px whole"), "{said}");
     let tiled = dir.join("tiled.nc");
-    let said = run(&[
-        "predict",
-        "--model",
-        &path(MODEL),
-        &s(&scene),
-        "--upload",
-        &s(&tiled),
-        "--memory",
-        "400M",
-    ]);
+    let said = predict(&tiled, &["--memory", "400M"]);
     assert!(said.contains("px tiles (memory budget 0.4 GiB)"), "{said}");
     let script = format!(
         r#"
