@@ -1,5 +1,6 @@
-//! The page: its layout, over the state (`state.rs`) and its actions (`actions.rs`).
+//! The page: its layout, over the state (`state/`) and its actions (`actions.rs`).
 
+use icelens_core::render::SarView;
 use leptos::prelude::*;
 
 use crate::actions;
@@ -7,7 +8,7 @@ use crate::browser::files::file_list;
 use crate::components::atlas::AtlasPanel;
 use crate::components::conditions::ConditionsPanel;
 use crate::components::panels::{Legend, ModelCard, SceneCard, ScoresPanel};
-use crate::components::story::{self as page_story, StoryOverlay, StoryPanel};
+use crate::components::story::{StoryOverlay, StoryPanel};
 use crate::components::training::TrainingPanel;
 use crate::components::upload::PackageButton;
 use crate::components::viewer::Viewer;
@@ -52,14 +53,12 @@ pub fn App() -> impl IntoView {
         backend,
         progress,
         cancel,
-        atlas,
         panel,
         story,
         skipped,
         model,
         ..
     } = app;
-    let page = app.page();
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
         dragging.set(false);
@@ -178,7 +177,7 @@ pub fn App() -> impl IntoView {
                     <section>
                         <h2>"View"</h2>
                         <label>"SAR "
-                            <select data-testid="sar-select" prop:value=move || page_story::sar_key(sar_view.get()) on:change=move |ev| sar_view.set(page_story::sar_from_key(&event_target_value(&ev)))>
+                            <select data-testid="sar-select" prop:value=move || sar_view.get().key() on:change=move |ev| sar_view.set(SarView::from_key(&event_target_value(&ev)))>
                                 <option value="HH">"HH"</option>
                                 <option value="HV">"HV"</option>
                                 <option value="FC">"False colour"</option>
@@ -194,16 +193,16 @@ pub fn App() -> impl IntoView {
                                 on:input=move |ev| opacity.set(event_target_value(&ev).parse().unwrap_or(70)) />
                         </label>
                     </section>
-                    <StoryPanel page=page story=story />
+                    <StoryPanel />
                     <ScoresPanel />
                 </aside>
                 <div class="stage">
                     <Viewer />
-                    <StoryOverlay story=story />
+                    <StoryOverlay />
                     <div class="side" data-panel=move || panel.get()>
                         <Legend />
                         <ConditionsPanel />
-                        <AtlasPanel state=atlas errors=errors show=Signal::derive(move || story.presenting.get() && panel.get() == "atlas") />
+                        <AtlasPanel />
                         <TrainingPanel />
                     </div>
                 </div>

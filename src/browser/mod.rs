@@ -1,5 +1,5 @@
 //! Browser glue: files in and out, the Web Workers (scene decoding, checkpoint checks, CPU
-//! inference), canvases, the URL fragment and access to JavaScript objects. Nothing here
+//! inference), canvases, full screen, the URL fragment and access to JavaScript objects. Nothing here
 //! decides anything; it moves bytes between the browser and the page's state.
 
 pub mod cpu_worker;
@@ -8,3 +8,4 @@ pub mod files;
 pub mod fragment;
 pub mod js;
 pub mod picture;
+pub mod screen;

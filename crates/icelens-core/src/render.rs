@@ -15,6 +15,27 @@ pub enum SarView {
     FalseColour,
 }
 
+impl SarView {
+    pub const ALL: [SarView; 3] = [SarView::HH, SarView::HV, SarView::FalseColour];
+
+    /// The view's key in the page's select, in links and in stories ([`crate::story::SAR_VIEWS`]).
+    pub fn key(self) -> &'static str {
+        match self {
+            SarView::HH => "HH",
+            SarView::HV => "HV",
+            SarView::FalseColour => "FC",
+        }
+    }
+
+    /// The view of a key; anything unknown is HH, the picture every scene has.
+    pub fn from_key(key: &str) -> SarView {
+        SarView::ALL
+            .into_iter()
+            .find(|v| v.key() == key)
+            .unwrap_or(SarView::HH)
+    }
+}
+
 /// The values at quantiles `lo` and `hi` (0..1) of a channel's valid pixels, like the
 /// challenge notebooks' `np.quantile(x[valid], [0.025, 0.975])`. Valid = HH not 0.
 pub fn stretch_limits(values: &[f32], valid: &[f32], lo: f64, hi: f64) -> Option<(f32, f32)> {
@@ -275,6 +296,16 @@ pub fn highlight_rgba(mask: &[bool]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sar_view_keys_round_trip_and_are_the_ones_stories_accept() {
+        for v in SarView::ALL {
+            assert_eq!(SarView::from_key(v.key()), v);
+        }
+        let keys: Vec<&str> = SarView::ALL.iter().map(|v| v.key()).collect();
+        assert_eq!(keys, crate::story::SAR_VIEWS);
+        assert_eq!(SarView::from_key("VV"), SarView::HH);
+    }
 
     #[test]
     fn attention_runs_from_the_first_stop_to_the_last_and_is_clear_without_sar() {

@@ -92,7 +92,45 @@ impl Default for Story {
 #[error("{file}: {reason}")]
 pub struct StoryError {
     pub file: String,
-    pub reason: String,
+    pub reason: StoryProblem,
+}
+
+/// What is wrong with a story as a whole.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoryProblem {
+    #[error("is {0} bytes, more than the {MAX_BYTES} a story may have")]
+    TooLarge(usize),
+    /// The JSON parser's message: where in the file, and what it expected.
+    #[error("is not a valid icelens story ({0})")]
+    NotAStory(String),
+    #[error("has version {0}, this icelens reads version {VERSION}")]
+    Version(u32),
+    #[error("has {0} steps, more than the {MAX_STEPS} a story may have")]
+    TooManySteps(usize),
+    #[error("{0} is longer than {MAX_NAME} characters")]
+    LongName(&'static str),
+    /// `number` counts from 1, as the presenter counts steps.
+    #[error("step {number}: {problem}")]
+    Step { number: usize, problem: StepProblem },
+}
+
+/// What is wrong with one step.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StepProblem {
+    #[error("caption is longer than {MAX_CAPTION} characters")]
+    LongCaption,
+    #[error("{0} is longer than {MAX_NAME} characters")]
+    LongName(&'static str),
+    #[error("opacity {0} is not within 0..=100")]
+    Opacity(u32),
+    #[error("SAR view {0:?} is not one of {views}", views = SAR_VIEWS.join(", "))]
+    SarView(String),
+    #[error("swipe {0} is not within 0..=1")]
+    Swipe(f64),
+    #[error("zoom {0} is not a positive number")]
+    Zoom(f64),
+    #[error("centre is not a finite position")]
+    Centre,
 }
 
 /// Whether bytes look like a story rather than a scene or a model: a JSON object with a
@@ -109,18 +147,15 @@ pub fn looks_like_story(bytes: &[u8]) -> bool {
 impl Story {
     /// Reads and checks a story file; `name` is the file name errors mention.
     pub fn from_json(name: &str, bytes: &[u8]) -> Result<Story, StoryError> {
-        let fail = |reason: String| StoryError {
+        let fail = |reason: StoryProblem| StoryError {
             file: name.to_string(),
             reason,
         };
         if bytes.len() > MAX_BYTES {
-            return Err(fail(format!(
-                "is {} bytes, more than the {MAX_BYTES} a story may have",
-                bytes.len()
-            )));
+            return Err(fail(StoryProblem::TooLarge(bytes.len())));
         }
         let story: Story = serde_json::from_slice(bytes)
-            .map_err(|e| fail(format!("is not a valid icelens story ({e})")))?;
+            .map_err(|e| fail(StoryProblem::NotAStory(e.to_string())))?;
         story.validate().map_err(fail)?;
         Ok(story)
     }
@@ -132,23 +167,21 @@ impl Story {
     }
 
     /// Checks every limit; the message names the step (counted from 1) at fault.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), StoryProblem> {
         if self.version != VERSION {
-            return Err(format!(
-                "has version {}, this icelens reads version {VERSION}",
-                self.version
-            ));
+            return Err(StoryProblem::Version(self.version));
         }
         if self.steps.len() > MAX_STEPS {
-            return Err(format!(
-                "has {} steps, more than the {MAX_STEPS} a story may have",
-                self.steps.len()
-            ));
+            return Err(StoryProblem::TooManySteps(self.steps.len()));
         }
-        check_name("title", &self.title)?;
+        if too_long(&self.title) {
+            return Err(StoryProblem::LongName("title"));
+        }
         for (i, step) in self.steps.iter().enumerate() {
-            step.validate()
-                .map_err(|e| format!("step {}: {e}", i + 1))?;
+            step.validate().map_err(|problem| StoryProblem::Step {
+                number: i + 1,
+                problem,
+            })?;
         }
         Ok(())
     }
@@ -177,18 +210,15 @@ impl Story {
     }
 }
 
-fn check_name(what: &str, s: &str) -> Result<(), String> {
-    if s.chars().count() > MAX_NAME {
-        return Err(format!("{what} is longer than {MAX_NAME} characters"));
-    }
-    Ok(())
+fn too_long(name: &str) -> bool {
+    name.chars().count() > MAX_NAME
 }
 
 impl Step {
     /// Checks one step's values: finite numbers in range and names of sane length.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), StepProblem> {
         if self.caption.chars().count() > MAX_CAPTION {
-            return Err(format!("caption is longer than {MAX_CAPTION} characters"));
+            return Err(StepProblem::LongCaption);
         }
         for (what, s) in [
             ("scene", self.scene.as_deref()),
@@ -196,28 +226,26 @@ impl Step {
             ("layer", Some(self.layer.as_str())),
             ("panel", Some(self.panel.as_str())),
         ] {
-            check_name(what, s.unwrap_or(""))?;
+            if too_long(s.unwrap_or("")) {
+                return Err(StepProblem::LongName(what));
+            }
         }
         if self.opacity > 100 {
-            return Err(format!("opacity {} is not within 0..=100", self.opacity));
+            return Err(StepProblem::Opacity(self.opacity));
         }
         if !SAR_VIEWS.contains(&self.sar.as_str()) {
-            return Err(format!(
-                "SAR view {:?} is not one of {}",
-                self.sar,
-                SAR_VIEWS.join(", ")
-            ));
+            return Err(StepProblem::SarView(self.sar.clone()));
         }
         if let Some(s) = self.swipe {
             if !(0.0..=1.0).contains(&s) {
-                return Err(format!("swipe {s} is not within 0..=1"));
+                return Err(StepProblem::Swipe(s));
             }
         }
         if !(self.zoom.is_finite() && self.zoom > 0.0) {
-            return Err(format!("zoom {} is not a positive number", self.zoom));
+            return Err(StepProblem::Zoom(self.zoom));
         }
         if !(self.center.x.is_finite() && self.center.y.is_finite()) {
-            return Err("centre is not a finite position".into());
+            return Err(StepProblem::Centre);
         }
         Ok(())
     }
@@ -311,13 +339,22 @@ mod tests {
     fn refuses_non_finite_numbers_set_in_code() {
         let mut s = story(2);
         s.steps[1].center.x = f64::NAN;
+        let e = s.validate().unwrap_err();
+        assert_eq!(e.to_string(), "step 2: centre is not a finite position");
         assert_eq!(
-            s.validate().unwrap_err(),
-            "step 2: centre is not a finite position"
+            e,
+            StoryProblem::Step {
+                number: 2,
+                problem: StepProblem::Centre
+            }
         );
         s.steps[1].center.x = 0.0;
         s.steps[1].zoom = f64::INFINITY;
-        assert!(s.validate().unwrap_err().starts_with("step 2: zoom"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("step 2: zoom"));
     }
 
     #[test]

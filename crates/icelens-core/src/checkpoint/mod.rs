@@ -117,6 +117,84 @@ fn restore_order(stored: Option<String>, file_order: Vec<String>) -> Vec<String>
     }
 }
 
+/// Why a file's weights cannot be read. [`load_state_dict`] gives it to the user inside a
+/// [`FileError`] that names the file; each message is a sentence fragment after that name.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("is a damaged zip archive ({0})")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("is a zip archive without data.pkl, so not a torch.save checkpoint")]
+    NoPickle,
+    #[error(transparent)]
+    Member(#[from] MemberError),
+    #[error(transparent)]
+    Pickle(#[from] pickle::PickleError),
+    #[error("holds no state_dict (a dict of tensors)")]
+    NoStateDict,
+    #[error("holds no float tensors")]
+    NoFloatTensors,
+    #[error("tensor `{name}`: {problem}")]
+    Tensor { name: String, problem: TensorError },
+    #[error("is a damaged safetensors file ({0})")]
+    Safetensors(#[from] safetensors::SafeTensorError),
+    #[error("is a damaged burnpack file ({0})")]
+    Burnpack(#[from] burn_pack::Error),
+    #[error(
+        "is a PyTorch file in the legacy (pre-1.6) format; re-save it with a current torch.save"
+    )]
+    Legacy,
+    #[error("is not a model checkpoint (neither a PyTorch .pt zip, safetensors nor burnpack)")]
+    NotWeights,
+}
+
+/// A member of a torch.save zip that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum MemberError {
+    #[error("member {0} is missing from the archive")]
+    Missing(String),
+    #[error("member {name} is larger than {limit} bytes")]
+    TooLarge { name: String, limit: u64 },
+    #[error("member {name} cannot be read ({source})")]
+    Unreadable {
+        name: String,
+        source: std::io::Error,
+    },
+}
+
+/// What is wrong with one tensor of a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorError {
+    #[error(transparent)]
+    Member(#[from] MemberError),
+    #[error("its tensors together need more than {} MiB, far more than any U-Net", MAX_TENSOR_BYTES >> 20)]
+    Budget,
+    #[error("its shape {0:?} is too large")]
+    Shape(Vec<usize>),
+    #[error("its storage should hold {values} values but has {bytes} bytes")]
+    ShortStorage { values: usize, bytes: usize },
+    #[error("its view {shape:?} has {numel} values, more than the {storage} of its storage")]
+    View {
+        shape: Vec<usize>,
+        numel: usize,
+        storage: usize,
+    },
+    #[error("its strides overflow")]
+    Strides,
+    #[error("its view reaches past the end of its storage")]
+    PastStorage,
+    #[error("holds {bytes} bytes for {numel} values")]
+    Bytes { bytes: usize, numel: usize },
+}
+
+impl TensorError {
+    fn of(self, name: &str) -> WeightsError {
+        WeightsError::Tensor {
+            name: name.to_string(),
+            problem: self,
+        }
+    }
+}
+
 /// Largest checkpoint member icelens decompresses, and largest tensor it builds.
 const MAX_MEMBER_BYTES: u64 = 1 << 30;
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
@@ -134,23 +212,18 @@ impl Budget {
     }
 
     /// Takes room for `numel` float32 values, or says why not.
-    fn take(&mut self, numel: usize) -> Result<(), String> {
+    fn take(&mut self, numel: usize) -> Result<(), TensorError> {
         let bytes = (numel as u64)
             .checked_mul(4)
             .filter(|b| *b <= self.0)
-            .ok_or_else(|| {
-                format!(
-                    "its tensors together need more than {} MiB, far more than any U-Net",
-                    MAX_TENSOR_BYTES >> 20
-                )
-            })?;
+            .ok_or(TensorError::Budget)?;
         self.0 -= bytes;
         Ok(())
     }
 }
 
 /// Elements of a shape, with every product checked.
-fn element_count(shape: &[usize]) -> Result<usize, String> {
+fn element_count(shape: &[usize]) -> Result<usize, TensorError> {
     shape
         .iter()
         .try_fold(1usize, |a, d| a.checked_mul(*d))
@@ -159,7 +232,7 @@ fn element_count(shape: &[usize]) -> Result<usize, String> {
                 .checked_mul(4)
                 .is_some_and(|b| b <= MAX_MEMBER_BYTES)
         })
-        .ok_or_else(|| format!("its shape {shape:?} is too large"))
+        .ok_or_else(|| TensorError::Shape(shape.to_vec()))
 }
 
 /// Whether a file's first bytes (9 are enough) are those of model weights: a torch.save
@@ -172,20 +245,21 @@ pub fn looks_like_weights(head: &[u8]) -> bool {
 
 /// Reads the weights of a checkpoint, recognising the format by content.
 pub fn load_state_dict(file: &str, bytes: &[u8]) -> Result<StateDict, FileError> {
-    let err = |p: String| FileError::file(file, p);
+    read_state_dict(bytes).map_err(|e| FileError::file(file, e.to_string()))
+}
+
+/// [`load_state_dict`] without a file name, for callers that handle the cases apart.
+pub fn read_state_dict(bytes: &[u8]) -> Result<StateDict, WeightsError> {
     if bytes.starts_with(b"PK\x03\x04") {
-        load_torch_zip(bytes).map_err(err)
+        load_torch_zip(bytes)
     } else if bytes.starts_with(&burn_pack::MAGIC_NUMBER.to_le_bytes()) {
-        load_burnpack(bytes).map_err(err)
+        load_burnpack(bytes)
     } else if bytes.starts_with(b"\x80") && bytes.len() > 2 && bytes[1] <= 5 {
-        Err(err("is a PyTorch file in the legacy (pre-1.6) format; re-save it with a current torch.save".into()))
+        Err(WeightsError::Legacy)
     } else if looks_like_safetensors(bytes) {
-        load_safetensors(bytes).map_err(err)
+        load_safetensors(bytes)
     } else {
-        Err(err(
-            "is not a model checkpoint (neither a PyTorch .pt zip, safetensors nor burnpack)"
-                .into(),
-        ))
+        Err(WeightsError::NotWeights)
     }
 }
 
@@ -197,14 +271,13 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
     n > 1 && n < bytes.len() as u64 && bytes[8] == b'{'
 }
 
-fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
-    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| format!("is a damaged zip archive ({e})"))?;
+fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, WeightsError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))?;
     let pkl = zip
         .file_names()
         .filter_map(|n| n.ok().map(|n| n.to_string()))
         .find(|n| n.ends_with("data.pkl") && n.matches('/').count() <= 1)
-        .ok_or("is a zip archive without data.pkl, so not a torch.save checkpoint")?;
+        .ok_or(WeightsError::NoPickle)?;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let program = read_member(&mut zip, &pkl, MAX_PICKLE_BYTES)?;
     let root = pickle::unpickle(&program)?;
@@ -213,7 +286,7 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
         None => (&root, None),
     };
     let Value::Dict(items) = dict else {
-        return Err("holds no state_dict (a dict of tensors)".into());
+        return Err(WeightsError::NoStateDict);
     };
     let mut tensors = BTreeMap::new();
     let mut integer_buffers = Vec::new();
@@ -233,15 +306,12 @@ fn load_torch_zip(bytes: &[u8]) -> Result<StateDict, String> {
                 let member = format!("{prefix}data/{}", t.storage);
                 if !storages.contains_key(&member) {
                     let storage = read_member(&mut zip, &member, MAX_MEMBER_BYTES)
-                        .map_err(|e| format!("tensor `{name}`: {e}"))?;
-                    budget
-                        .take(storage.len() / 4)
-                        .map_err(|e| format!("tensor `{name}`: {e}"))?;
+                        .map_err(|e| TensorError::from(e).of(name))?;
+                    budget.take(storage.len() / 4).map_err(|e| e.of(name))?;
                     storages.insert(member.clone(), storage);
                 }
                 let storage = storages.get(&member).map(Vec::as_slice).unwrap_or_default();
-                let tensor = materialise(t, storage, &mut budget)
-                    .map_err(|e| format!("tensor `{name}`: {e}"))?;
+                let tensor = materialise(t, storage, &mut budget).map_err(|e| e.of(name))?;
                 tensors.insert(name.to_string(), tensor);
             }
             _ => {
@@ -279,9 +349,9 @@ fn finish(
     format: WeightsFormat,
     order: Vec<String>,
     metadata: BTreeMap<String, String>,
-) -> Result<StateDict, String> {
+) -> Result<StateDict, WeightsError> {
     if tensors.is_empty() {
-        return Err("holds no float tensors".into());
+        return Err(WeightsError::NoFloatTensors);
     }
     Ok(StateDict {
         tensors,
@@ -331,13 +401,17 @@ fn read_member(
     zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
     name: &str,
     limit: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, MemberError> {
     let archive_len = zip.clone().into_inner().into_inner().len() as u64;
+    let too_large = || MemberError::TooLarge {
+        name: name.to_string(),
+        limit,
+    };
     let member = zip
         .by_name(name)
-        .map_err(|_| format!("member {name} is missing from the archive"))?;
+        .map_err(|_| MemberError::Missing(name.to_string()))?;
     if member.size() > limit {
-        return Err(format!("member {name} is larger than {limit} bytes"));
+        return Err(too_large());
     }
     // Reserve no more than the archive itself holds: a header may claim anything, and a
     // stored member (the torch.save layout) cannot be larger than the archive.
@@ -346,9 +420,12 @@ fn read_member(
     member
         .take(limit + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("member {name} cannot be read ({e})"))?;
+        .map_err(|source| MemberError::Unreadable {
+            name: name.to_string(),
+            source,
+        })?;
     if out.len() as u64 > limit {
-        return Err(format!("member {name} is larger than {limit} bytes"));
+        return Err(too_large());
     }
     Ok(out)
 }
@@ -358,21 +435,21 @@ fn read_member(
 /// A view with more elements than its storage (strides of 0, or overlapping ones) is refused:
 /// torch.save never writes one for a parameter, and it would let a 4-byte storage become a
 /// tensor of any size.
-fn materialise(t: &TensorRef, storage: &[u8], budget: &mut Budget) -> Result<Tensor, String> {
+fn materialise(t: &TensorRef, storage: &[u8], budget: &mut Budget) -> Result<Tensor, TensorError> {
     let size = t.dtype.size();
     if (t.storage_len as u128) * (size as u128) > storage.len() as u128 {
-        return Err(format!(
-            "its storage should hold {} values but has {} bytes",
-            t.storage_len,
-            storage.len()
-        ));
+        return Err(TensorError::ShortStorage {
+            values: t.storage_len,
+            bytes: storage.len(),
+        });
     }
     let numel = element_count(&t.shape)?;
     if numel > t.storage_len {
-        return Err(format!(
-            "its view {:?} has {numel} values, more than the {} of its storage",
-            t.shape, t.storage_len
-        ));
+        return Err(TensorError::View {
+            shape: t.shape.clone(),
+            numel,
+            storage: t.storage_len,
+        });
     }
     budget.take(numel)?;
     if numel > 0 {
@@ -383,9 +460,9 @@ fn materialise(t: &TensorRef, storage: &[u8], budget: &mut Budget) -> Result<Ten
             .try_fold(t.offset, |a, (d, s)| {
                 a.checked_add((d - 1).checked_mul(*s)?)
             })
-            .ok_or("its strides overflow")?;
+            .ok_or(TensorError::Strides)?;
         if last >= t.storage_len {
-            return Err("its view reaches past the end of its storage".into());
+            return Err(TensorError::PastStorage);
         }
     }
     let read = |i: usize| -> f32 {
@@ -445,10 +522,9 @@ pub fn half_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
-fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
-    let damaged = |e: safetensors::SafeTensorError| format!("is a damaged safetensors file ({e})");
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(damaged)?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(damaged)?;
+fn load_safetensors(bytes: &[u8]) -> Result<StateDict, WeightsError> {
+    let st = safetensors::SafeTensors::deserialize(bytes)?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)?;
     let mut metadata: BTreeMap<String, String> = header
         .metadata()
         .clone()
@@ -463,7 +539,7 @@ fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
     // Offset order: the only order a safetensors file has of its own.
     let file_order = header.offset_keys();
     for name in &file_order {
-        let view = st.tensor(name).map_err(damaged)?;
+        let view = st.tensor(name)?;
         let shape = view.shape().to_vec();
         let b = view.data();
         let data: Vec<f32> = match view.dtype() {
@@ -519,11 +595,9 @@ fn load_safetensors(bytes: &[u8]) -> Result<StateDict, String> {
 /// Reads a burnpack. burn-pack checks the header, the CBOR metadata (size, nesting depth,
 /// tensor count) and that every tensor's bytes lie inside the file before it allocates for
 /// them; icelens adds its own per-tensor size limit and converts floats to f32.
-fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
+fn load_burnpack(bytes: &[u8]) -> Result<StateDict, WeightsError> {
     use burn_pack::DType;
-    let damaged = |e: burn_pack::Error| format!("is a damaged burnpack file ({e})");
-    let reader = burn_pack::Reader::from_bytes(burn_pack::Bytes::from_bytes_vec(bytes.to_vec()))
-        .map_err(damaged)?;
+    let reader = burn_pack::Reader::from_bytes(burn_pack::Bytes::from_bytes_vec(bytes.to_vec()))?;
     let mut metadata = reader.metadata().clone();
     let stored_order = metadata.remove(KEY_ORDER_METADATA);
     let epoch = metadata.get("epoch").and_then(|e| e.trim().parse().ok());
@@ -533,10 +607,10 @@ fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
     // `into_tensors` sorts by name; the writer's order comes back from the metadata.
     let mut file_order = Vec::new();
     let mut budget = Budget::new();
-    for t in reader.into_tensors().map_err(damaged)? {
-        let (name, dtype, shape, _, b) = t.into_parts().map_err(damaged)?;
+    for t in reader.into_tensors()? {
+        let (name, dtype, shape, _, b) = t.into_parts()?;
         let shape = shape.to_vec();
-        let numel = element_count(&shape).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let numel = element_count(&shape).map_err(|e| e.of(&name))?;
         file_order.push(name.clone());
         let size = match dtype {
             DType::F32 | DType::Flex32 => 4,
@@ -559,14 +633,13 @@ fn load_burnpack(bytes: &[u8]) -> Result<StateDict, String> {
             }
         };
         if Some(b.len() as u64) != (numel as u64).checked_mul(size) {
-            return Err(format!(
-                "tensor `{name}` holds {} bytes for {numel} values",
-                b.len()
-            ));
+            return Err(TensorError::Bytes {
+                bytes: b.len(),
+                numel,
+            }
+            .of(&name));
         }
-        budget
-            .take(numel)
-            .map_err(|e| format!("tensor `{name}`: {e}"))?;
+        budget.take(numel).map_err(|e| e.of(&name))?;
         let data: Vec<f32> = match dtype {
             DType::F64 => b
                 .chunks_exact(8)

@@ -181,8 +181,45 @@ enum Slot {
     V(Sized),
 }
 
+/// Why a pickle was refused. A pickle is a program from an untrusted file: each way it can be
+/// malformed or hostile is a variant, so a caller (or a test) can tell a refused global from a
+/// truncated file without reading the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PickleError {
+    #[error("pickle ends early at byte {0}")]
+    Truncated(usize),
+    #[error("pickle text is not UTF-8")]
+    NotUtf8,
+    #[error("pickle has an unterminated text line")]
+    UnterminatedLine,
+    #[error("pickle protocol {0} is newer than any known")]
+    Protocol(u8),
+    #[error("pickle uses opcode 0x{op:02x} at byte {at}, which a state_dict does not need")]
+    Opcode { op: u8, at: usize },
+    #[error("refers to the Python global `{module}.{name}`; icelens only loads tensors and dicts, never code")]
+    Global { module: String, name: String },
+    #[error("pickle builds more than {} MiB of values (copies of copies?), far beyond any state_dict", VALUE_BUDGET >> 20)]
+    Budget,
+    #[error("pickle stack grows beyond any state_dict's needs")]
+    Stack,
+    #[error("pickle memo grows beyond any state_dict's needs")]
+    Memo,
+    #[error("pickle nests containers more than {MAX_DEPTH} deep")]
+    Depth,
+    #[error("pickle refers to memo entry {0} that was never stored")]
+    MissingMemo(u32),
+    #[error("storage key `{0}` is not a plain name")]
+    StorageKey(String),
+    #[error("pickle integer wider than 64 bits")]
+    WideInteger,
+    /// A well-formed pickle that does not describe a state_dict, or a stack used against its
+    /// rules; the text says which rule.
+    #[error("{0}")]
+    Structure(&'static str),
+}
+
 /// Runs a pickle and returns the object it builds.
-pub fn unpickle(data: &[u8]) -> Result<Value, String> {
+pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
     let mut m = Machine {
         data,
         pos: 0,
@@ -205,95 +242,92 @@ struct Machine<'a> {
 }
 
 impl Machine<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+    fn take(&mut self, n: usize) -> Result<&[u8], PickleError> {
         let end = self
             .pos
             .checked_add(n)
             .filter(|e| *e <= self.data.len())
-            .ok_or_else(|| format!("pickle ends early at byte {}", self.pos))?;
+            .ok_or(PickleError::Truncated(self.pos))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
     }
-    fn u8(&mut self) -> Result<u8, String> {
+    fn u8(&mut self) -> Result<u8, PickleError> {
         Ok(self.take(1)?[0])
     }
-    fn u16(&mut self) -> Result<u16, String> {
+    fn u16(&mut self) -> Result<u16, PickleError> {
         let b = self.take(2)?;
         Ok(u16::from_le_bytes([b[0], b[1]]))
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, PickleError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    fn u64(&mut self) -> Result<u64, PickleError> {
         let b = self.take(8)?;
         let mut a = [0u8; 8];
         a.copy_from_slice(b);
         Ok(u64::from_le_bytes(a))
     }
-    fn line(&mut self) -> Result<String, String> {
+    fn line(&mut self) -> Result<String, PickleError> {
         let rest = &self.data[self.pos..];
         let n = rest
             .iter()
             .position(|b| *b == b'\n')
-            .ok_or("pickle has an unterminated text line")?;
-        let s = String::from_utf8(rest[..n].to_vec()).map_err(|_| "pickle text is not UTF-8")?;
+            .ok_or(PickleError::UnterminatedLine)?;
+        let s = String::from_utf8(rest[..n].to_vec()).map_err(|_| PickleError::NotUtf8)?;
         self.pos += n + 1;
         Ok(s)
     }
-    fn text(&mut self, n: usize) -> Result<String, String> {
+    fn text(&mut self, n: usize) -> Result<String, PickleError> {
         let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| "pickle string is not UTF-8".to_string())
+        String::from_utf8(b.to_vec()).map_err(|_| PickleError::NotUtf8)
     }
 
     /// Charges `bytes` against the pickle's budget.
-    fn charge(&mut self, bytes: u64) -> Result<(), String> {
+    fn charge(&mut self, bytes: u64) -> Result<(), PickleError> {
         self.spent = self.spent.saturating_add(bytes);
         if self.spent > VALUE_BUDGET {
-            return Err(format!(
-                "pickle builds more than {} MiB of values (copies of copies?), far beyond any state_dict",
-                VALUE_BUDGET >> 20
-            ));
+            return Err(PickleError::Budget);
         }
         Ok(())
     }
-    fn push(&mut self, v: Value) -> Result<(), String> {
+    fn push(&mut self, v: Value) -> Result<(), PickleError> {
         self.push_sized(Sized::leaf(v))
     }
-    fn push_sized(&mut self, v: Sized) -> Result<(), String> {
+    fn push_sized(&mut self, v: Sized) -> Result<(), PickleError> {
         if self.stack.len() >= MAX_STACK {
-            return Err("pickle stack grows beyond any state_dict's needs".into());
+            return Err(PickleError::Stack);
         }
         if v.depth > MAX_DEPTH {
-            return Err(format!(
-                "pickle nests containers more than {MAX_DEPTH} deep"
-            ));
+            return Err(PickleError::Depth);
         }
         self.charge(NODE)?;
         self.stack.push(Slot::V(v));
         Ok(())
     }
     /// Pushes a copy of `v`, charging its whole size: the copy is deep.
-    fn push_copy(&mut self, v: &Sized) -> Result<(), String> {
+    fn push_copy(&mut self, v: &Sized) -> Result<(), PickleError> {
         self.charge(v.bytes)?;
         let copy = v.clone();
         self.push_sized(copy)
     }
-    fn pop(&mut self) -> Result<Value, String> {
+    fn pop(&mut self) -> Result<Value, PickleError> {
         Ok(self.pop_sized()?.v)
     }
-    fn pop_sized(&mut self) -> Result<Sized, String> {
+    fn pop_sized(&mut self) -> Result<Sized, PickleError> {
         match self.stack.pop() {
             Some(Slot::V(v)) => Ok(v),
-            Some(Slot::Mark) => Err("pickle pops a mark as a value".into()),
-            None => Err("pickle pops from an empty stack".into()),
+            Some(Slot::Mark) => Err(PickleError::Structure("pickle pops a mark as a value")),
+            None => Err(PickleError::Structure("pickle pops from an empty stack")),
         }
     }
-    fn top(&mut self) -> Result<&mut Sized, String> {
+    fn top(&mut self) -> Result<&mut Sized, PickleError> {
         match self.stack.last_mut() {
             Some(Slot::V(v)) => Ok(v),
-            _ => Err("pickle expects a value on the stack".into()),
+            _ => Err(PickleError::Structure(
+                "pickle expects a value on the stack",
+            )),
         }
     }
     /// Adds `items` to the container on top of the stack with `add`, keeping its size and
@@ -301,8 +335,8 @@ impl Machine<'_> {
     fn extend_top(
         &mut self,
         items: Vec<Sized>,
-        add: impl FnOnce(&mut Value, Vec<Value>) -> Result<(), String>,
-    ) -> Result<(), String> {
+        add: impl FnOnce(&mut Value, Vec<Value>) -> Result<(), PickleError>,
+    ) -> Result<(), PickleError> {
         let bytes: u64 = items.iter().map(|s| s.bytes).sum();
         let depth = 1 + items.iter().map(|s| s.depth).max().unwrap_or(0);
         let top = self.top()?;
@@ -310,18 +344,16 @@ impl Machine<'_> {
         top.bytes = top.bytes.saturating_add(bytes);
         top.depth = top.depth.max(depth);
         if top.depth > MAX_DEPTH {
-            return Err(format!(
-                "pickle nests containers more than {MAX_DEPTH} deep"
-            ));
+            return Err(PickleError::Depth);
         }
         Ok(())
     }
-    fn pop_mark(&mut self) -> Result<Vec<Sized>, String> {
+    fn pop_mark(&mut self) -> Result<Vec<Sized>, PickleError> {
         let at = self
             .stack
             .iter()
             .rposition(|s| matches!(s, Slot::Mark))
-            .ok_or("pickle has no mark to pop to")?;
+            .ok_or(PickleError::Structure("pickle has no mark to pop to"))?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
         Ok(items
@@ -332,9 +364,9 @@ impl Machine<'_> {
             })
             .collect())
     }
-    fn memo_put(&mut self, key: u32) -> Result<(), String> {
+    fn memo_put(&mut self, key: u32) -> Result<(), PickleError> {
         if self.memo.len() >= MAX_MEMO {
-            return Err("pickle memo grows beyond any state_dict's needs".into());
+            return Err(PickleError::Memo);
         }
         let bytes = self.top()?.bytes;
         self.charge(bytes)?;
@@ -342,17 +374,17 @@ impl Machine<'_> {
         self.memo.insert(key, v);
         Ok(())
     }
-    fn memo_get(&mut self, key: u32) -> Result<(), String> {
+    fn memo_get(&mut self, key: u32) -> Result<(), PickleError> {
         let v = self
             .memo
             .remove(&key)
-            .ok_or_else(|| format!("pickle refers to memo entry {key} that was never stored"))?;
+            .ok_or(PickleError::MissingMemo(key))?;
         let pushed = self.push_copy(&v);
         self.memo.insert(key, v);
         pushed
     }
 
-    fn global(&self, module: &str, name: &str) -> Result<Value, String> {
+    fn global(&self, module: &str, name: &str) -> Result<Value, PickleError> {
         let g = match (module, name) {
             ("collections", "OrderedDict") => Global::OrderedDict,
             ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensor,
@@ -366,7 +398,7 @@ impl Machine<'_> {
         Ok(Value::Global(GlobalRef(g)))
     }
 
-    fn run(&mut self) -> Result<Value, String> {
+    fn run(&mut self) -> Result<Value, PickleError> {
         loop {
             let at = self.pos;
             let op = self.u8()?;
@@ -375,7 +407,7 @@ impl Machine<'_> {
                     // PROTO
                     let v = self.u8()?;
                     if v > 5 {
-                        return Err(format!("pickle protocol {v} is newer than any known"));
+                        return Err(PickleError::Protocol(v));
                     }
                 }
                 0x95 => {
@@ -385,7 +417,7 @@ impl Machine<'_> {
                 b'.' => return self.pop(),
                 b'(' => {
                     if self.stack.len() >= MAX_STACK {
-                        return Err("pickle stack grows beyond any state_dict's needs".into());
+                        return Err(PickleError::Stack);
                     }
                     self.stack.push(Slot::Mark)
                 }
@@ -403,7 +435,9 @@ impl Machine<'_> {
                 b'd' => {
                     let items = self.pop_mark()?;
                     if !items.len().is_multiple_of(2) {
-                        return Err("pickle builds a dict from an odd number of values".into());
+                        return Err(PickleError::Structure(
+                            "pickle builds a dict from an odd number of values",
+                        ));
                     }
                     let dict = Sized::container(items, |v| Value::Dict(pairs(v)));
                     self.push_sized(dict)?
@@ -411,7 +445,9 @@ impl Machine<'_> {
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
                     if self.stack.len() < n {
-                        return Err("pickle builds a tuple from too few values".into());
+                        return Err(PickleError::Structure(
+                            "pickle builds a tuple from too few values",
+                        ));
                     }
                     let mut items = Vec::with_capacity(n);
                     for _ in 0..n {
@@ -436,7 +472,9 @@ impl Machine<'_> {
                 b'u' => {
                     let items = self.pop_mark()?;
                     if !items.len().is_multiple_of(2) {
-                        return Err("pickle builds a dict from an odd number of values".into());
+                        return Err(PickleError::Structure(
+                            "pickle builds a dict from an odd number of values",
+                        ));
                     }
                     self.extend_top(items, set_items)?
                 }
@@ -478,7 +516,7 @@ impl Machine<'_> {
                     let n = self.u8()? as usize;
                     let b = self.take(n)?;
                     if n > 8 {
-                        return Err("pickle integer wider than 64 bits".into());
+                        return Err(PickleError::WideInteger);
                     }
                     let mut v: i64 = 0;
                     for (i, x) in b.iter().enumerate() {
@@ -509,7 +547,8 @@ impl Machine<'_> {
                     self.push(Value::Str(s))?
                 }
                 0x8d => {
-                    let n = usize::try_from(self.u64()?).map_err(|_| "string too long")?;
+                    let n = usize::try_from(self.u64()?)
+                        .map_err(|_| PickleError::Structure("pickle string too long"))?;
                     let s = self.text(n)?;
                     self.push(Value::Str(s))?
                 }
@@ -544,7 +583,9 @@ impl Machine<'_> {
                     let name = self.pop()?;
                     let module = self.pop()?;
                     let (Some(m), Some(n)) = (module.as_str(), name.as_str()) else {
-                        return Err("pickle names a global with non-strings".into());
+                        return Err(PickleError::Structure(
+                            "pickle names a global with non-strings",
+                        ));
                     };
                     let g = self.global(m, n)?;
                     self.push(g)?
@@ -574,20 +615,17 @@ impl Machine<'_> {
                     let v = self.top()?.clone();
                     self.push_copy(&v)?
                 }
-                _ => {
-                    return Err(format!(
-                    "pickle uses opcode 0x{op:02x} at byte {at}, which a state_dict does not need"
-                ))
-                }
+                _ => return Err(PickleError::Opcode { op, at }),
             }
         }
     }
 }
 
-fn refused(module: &str, name: &str) -> String {
-    format!(
-        "refers to the Python global `{module}.{name}`; icelens only loads tensors and dicts, never code"
-    )
+fn refused(module: &str, name: &str) -> PickleError {
+    PickleError::Global {
+        module: module.to_string(),
+        name: name.to_string(),
+    }
 }
 
 /// Key/value pairs from an even-length list (checked by the caller).
@@ -600,25 +638,25 @@ fn pairs(items: Vec<Value>) -> Vec<(Value, Value)> {
     out
 }
 
-fn append(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
+fn append(target: &mut Value, items: Vec<Value>) -> Result<(), PickleError> {
     match target {
         Value::List(l) => {
             l.extend(items);
             Ok(())
         }
-        _ => Err("pickle appends to a non-list".into()),
+        _ => Err(PickleError::Structure("pickle appends to a non-list")),
     }
 }
 
 /// Adds key/value pairs to a dict. Keys repeated later are merged by [`unique_keys`] at the
 /// end, so that each assignment is O(1).
-fn set_items(target: &mut Value, items: Vec<Value>) -> Result<(), String> {
+fn set_items(target: &mut Value, items: Vec<Value>) -> Result<(), PickleError> {
     match target {
         Value::Dict(d) => {
             d.extend(pairs(items));
             Ok(())
         }
-        _ => Err("pickle sets items on a non-dict".into()),
+        _ => Err(PickleError::Structure("pickle sets items on a non-dict")),
     }
 }
 
@@ -634,7 +672,7 @@ enum Key {
     Tuple(Vec<Key>),
 }
 
-fn key(v: &Value) -> Result<Option<Key>, String> {
+fn key(v: &Value) -> Result<Option<Key>, PickleError> {
     Ok(Some(match v {
         Value::None => Key::None,
         // Python: True == 1 and hash(True) == hash(1).
@@ -655,7 +693,9 @@ fn key(v: &Value) -> Result<Option<Key>, String> {
             Key::Tuple(out)
         }
         Value::List(_) | Value::Dict(_) => {
-            return Err("pickle uses a list or dict as a dict key".into())
+            return Err(PickleError::Structure(
+                "pickle uses a list or dict as a dict key",
+            ))
         }
         Value::Tensor(_) | Value::Global(_) | Value::Storage { .. } => return Ok(None),
     }))
@@ -663,7 +703,7 @@ fn key(v: &Value) -> Result<Option<Key>, String> {
 
 /// Gives every dict of `v` unique keys as Python's dict assignment would: a repeated key keeps
 /// its first position and takes its last value. Depth is bounded by [`MAX_DEPTH`].
-fn unique_keys(v: &mut Value) -> Result<(), String> {
+fn unique_keys(v: &mut Value) -> Result<(), PickleError> {
     match v {
         Value::Tuple(items) | Value::List(items) => {
             for i in items {
@@ -693,27 +733,33 @@ fn unique_keys(v: &mut Value) -> Result<(), String> {
     Ok(())
 }
 
-fn int(v: &Value) -> Result<i64, String> {
+fn int(v: &Value) -> Result<i64, PickleError> {
     match v {
         Value::Int(i) => Ok(*i),
-        _ => Err("expected an integer in a tensor description".into()),
+        _ => Err(PickleError::Structure(
+            "expected an integer in a tensor description",
+        )),
     }
 }
 
-fn dims(v: &Value) -> Result<Vec<usize>, String> {
+fn dims(v: &Value) -> Result<Vec<usize>, PickleError> {
     match v {
         Value::Tuple(items) | Value::List(items) if items.len() <= MAX_DIMS => items
             .iter()
-            .map(|x| usize::try_from(int(x)?).map_err(|_| "negative tensor size".to_string()))
+            .map(|x| {
+                usize::try_from(int(x)?).map_err(|_| PickleError::Structure("negative tensor size"))
+            })
             .collect(),
-        _ => Err("expected a size tuple in a tensor description".into()),
+        _ => Err(PickleError::Structure(
+            "expected a size tuple in a tensor description",
+        )),
     }
 }
 
 /// `BINPERSID`: `('storage', StorageClass, key, location, numel)`.
-fn persistent(pid: Value) -> Result<Value, String> {
+fn persistent(pid: Value) -> Result<Value, PickleError> {
     let Value::Tuple(items) = pid else {
-        return Err("persistent id is not a tuple".into());
+        return Err(PickleError::Structure("persistent id is not a tuple"));
     };
     match items.as_slice() {
         [Value::Str(tag), Value::Global(GlobalRef(Global::Storage(dtype))), key, _location, numel]
@@ -722,28 +768,35 @@ fn persistent(pid: Value) -> Result<Value, String> {
             let key = match key {
                 Value::Str(s) => s.clone(),
                 Value::Int(i) => i.to_string(),
-                _ => return Err("storage key is not a string".into()),
+                _ => return Err(PickleError::Structure("storage key is not a string")),
             };
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("storage key `{key}` is not a plain name"));
+                return Err(PickleError::StorageKey(key));
             }
-            let len = usize::try_from(int(numel)?).map_err(|_| "negative storage size")?;
+            let len = usize::try_from(int(numel)?)
+                .map_err(|_| PickleError::Structure("negative storage size"))?;
             Ok(Value::Storage {
                 key,
                 dtype: *dtype,
                 len,
             })
         }
-        _ => Err("persistent id is not a tensor storage".into()),
+        _ => Err(PickleError::Structure(
+            "persistent id is not a tensor storage",
+        )),
     }
 }
 
-fn call(f: Value, args: Value) -> Result<Value, String> {
+fn call(f: Value, args: Value) -> Result<Value, PickleError> {
     let Value::Global(GlobalRef(g)) = f else {
-        return Err("pickle calls something that is not an allowed global".into());
+        return Err(PickleError::Structure(
+            "pickle calls something that is not an allowed global",
+        ));
     };
     let Value::Tuple(args) = args else {
-        return Err("pickle calls with arguments that are not a tuple".into());
+        return Err(PickleError::Structure(
+            "pickle calls with arguments that are not a tuple",
+        ));
     };
     match g {
         Global::OrderedDict => Ok(Value::Dict(vec![])),
@@ -751,25 +804,32 @@ fn call(f: Value, args: Value) -> Result<Value, String> {
             // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
             let [Value::Storage { key, dtype, len }, offset, size, stride, ..] = args.as_slice()
             else {
-                return Err("_rebuild_tensor_v2 without a storage".into());
+                return Err(PickleError::Structure(
+                    "_rebuild_tensor_v2 without a storage",
+                ));
             };
             let t = TensorRef {
                 storage: key.clone(),
                 dtype: *dtype,
                 storage_len: *len,
-                offset: usize::try_from(int(offset)?).map_err(|_| "negative offset")?,
+                offset: usize::try_from(int(offset)?)
+                    .map_err(|_| PickleError::Structure("negative offset"))?,
                 shape: dims(size)?,
                 stride: dims(stride)?,
             };
             if t.shape.len() != t.stride.len() {
-                return Err("tensor size and stride differ in length".into());
+                return Err(PickleError::Structure(
+                    "tensor size and stride differ in length",
+                ));
             }
             Ok(Value::Tensor(t))
         }
         Global::RebuildParameter => match args.into_iter().next() {
             Some(t @ Value::Tensor(_)) => Ok(t),
-            _ => Err("_rebuild_parameter without a tensor".into()),
+            _ => Err(PickleError::Structure(
+                "_rebuild_parameter without a tensor",
+            )),
         },
-        Global::Storage(_) => Err("pickle calls a storage class".into()),
+        Global::Storage(_) => Err(PickleError::Structure("pickle calls a storage class")),
     }
 }

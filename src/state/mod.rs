@@ -11,13 +11,17 @@ use icelens_core::{Chart, Scene};
 use leptos::prelude::*;
 
 use crate::browser::decode;
-use crate::components::atlas::AtlasState;
-use crate::components::story::{PageState, StoryState};
 use crate::inference::{Backend, Model, Run};
 use crate::layers::Layer;
 use crate::package::PackageRequest;
 use crate::results;
 use crate::view::ViewState;
+
+pub mod atlas;
+pub mod story;
+
+pub use atlas::AtlasState;
+pub use story::{PageState, StoryState};
 
 /// (scene file, model name, backend) of a run.
 pub type RunKey = (String, String, &'static str);
