@@ -301,6 +301,8 @@ async function benchSmall(port, out) {
       const d = await dimsOf();
       const px = d[0] * d[1];
       const row = { label, backend, lines: d[0], samples: d[1], mpx: px / 1e6, seconds: r.seconds, done: r.done, tiles: r.samples.length ? r.samples[r.samples.length - 1].total : null };
+      // The CPU workers that ran its tiles, as the page says under the scores.
+      row.threads = Number(await page.locator('[data-testid="run-summary"]').getAttribute('data-threads').catch(() => null)) || null;
       row.s_per_mpx = r.seconds != null ? r.seconds / row.mpx : null;
       row.mpx_per_s = r.seconds != null ? row.mpx / r.seconds : null;
       runs.push(row);

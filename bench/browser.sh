@@ -71,6 +71,13 @@ if [[ -z "${SKIP_NATIVE:-}" ]]; then
       line=$(grep -oE '[0-9]+ x [0-9]+ px [^)]*\) in [0-9.]+ s' "$OUTDIR/eval.txt" | head -1)
       echo "evaluate $(basename "$s") $line $(cat "$OUTDIR/time.txt")" >> "$NATIVE"
     done
+    if [[ -n "$MID" ]]; then
+      # The page's own tiles (384 px, 128 px halo) on every core: what its CPU path computes.
+      echo "native: icelens evaluate --tile 384 $(basename "$MID") ..."
+      "$TARGET/release/icelens" evaluate --tile 384 --model "$MODEL" "$MID" > "$OUTDIR/eval.txt" 2>&1
+      line=$(grep -oE '[0-9]+ x [0-9]+ px [^)]*\) in [0-9.]+ s' "$OUTDIR/eval.txt" | head -1)
+      echo "tiles $(basename "$MID") $line threads=$(nproc)" >> "$NATIVE"
+    fi
   fi
 fi
 
@@ -119,9 +126,16 @@ if (L) {
     rows.push(['  wasm linear memory after the CPU run (peak)', mb(L.wasm_after_cpu), `renderer peak RSS ${mb(L.renderer_hwm_after_cpu)}`]);
   }
 }
+const nativeTiles = native.map((n) => n.match(/^tiles (\S+) (\d+) x (\d+) px in 384 px tiles \(--tile 384\) in ([\d.]+) s threads=(\d+)/)).find(Boolean);
 for (const x of r.small?.runs || []) {
-  rows.push([`${x.backend === 'cpu' ? 'CPU (wasm)' : 'WebGPU (SwiftShader)'} inference, ${x.label}, ${x.lines} x ${x.samples}`,
+  const threads = x.backend === 'cpu' && x.threads ? `, ${x.threads} workers` : '';
+  rows.push([`${x.backend === 'cpu' ? 'CPU (wasm)' : 'WebGPU (SwiftShader)'} inference, ${x.label}, ${x.lines} x ${x.samples}${threads}`,
     `${f(x.seconds, 1)} s`, x.seconds ? `${f(x.s_per_mpx, 1)} s/Mpx, ${f(x.mpx_per_s, 3)} Mpx/s${inRate(x.lines, x.samples, x.seconds)}` : 'did not finish']);
+  if (nativeTiles && x.backend === 'cpu' && x.seconds && x.label.startsWith(nativeTiles[1])) {
+    const s = Number(nativeTiles[4]);
+    rows.push([`  native, the same 384 px tiles (release, ${nativeTiles[5]} threads)`, `${f(s, 1)} s`,
+      `page CPU / native = ${f(x.seconds / s)} (per Mpx, same tiles, ${x.threads ?? '?'} workers against ${nativeTiles[5]} threads)`]);
+  }
 }
 if (r.small) rows.push(['  wasm linear memory at the end of the small runs', mb(r.small.wasm_after), `GPU process RSS ${mb(r.small.gpu_rss)}`]);
 for (const n of native) {

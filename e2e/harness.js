@@ -102,10 +102,12 @@ function binary() {
 
 /**
  * Opens the page served by `server` in a new tab (`options` as for `browser.newPage`), records
- * its uncaught errors in `errors`, and waits until the first scene is listed.
+ * its uncaught errors in `errors`, and waits until the first scene is listed. `init`, a script
+ * run before the page's own, can make the browser look like another machine.
  */
-async function openPage(browser, server, errors, options = { viewport: { width: 1600, height: 1000 }, acceptDownloads: true }) {
+async function openPage(browser, server, errors, options = { viewport: { width: 1600, height: 1000 }, acceptDownloads: true }, init = null) {
   const page = await browser.newPage(options);
+  if (init) await page.addInitScript(init);
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(`http://127.0.0.1:${server.address().port}/`);
   await page.locator('[data-testid="scene-list"] li:not(.loading)').first().waitFor({ timeout: 30000 });

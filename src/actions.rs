@@ -360,7 +360,7 @@ fn run_missing(app: AppState) {
             )
             .await;
             match result {
-                Ok(prediction) => {
+                Ok((prediction, threads)) => {
                     let scores = inference::score(&s, &prediction);
                     let seconds = (js_sys::Date::now() - started) / 1000.0;
                     progress.set(None);
@@ -372,6 +372,7 @@ fn run_missing(app: AppState) {
                                 scores,
                                 backend: b,
                                 seconds,
+                                threads,
                             }),
                         );
                     });

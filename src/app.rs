@@ -4,6 +4,7 @@ use icelens_core::render::SarView;
 use leptos::prelude::*;
 
 use crate::actions;
+use crate::browser::cpu_worker;
 use crate::browser::files::file_list;
 use crate::components::atlas::AtlasPanel;
 use crate::components::conditions::ConditionsPanel;
@@ -12,7 +13,7 @@ use crate::components::story::{StoryOverlay, StoryPanel};
 use crate::components::training::TrainingPanel;
 use crate::components::upload::PackageButton;
 use crate::components::viewer::Viewer;
-use crate::inference::Backend;
+use crate::inference::{self, Backend};
 use crate::layers::Layer;
 use crate::state::AppState;
 
@@ -88,6 +89,16 @@ pub fn App() -> impl IntoView {
                 <span class="backend" title="The arithmetic that runs the model">
                     <span class="backend-label">"backend "</span>
                     <span data-testid="backend">{move || backend.get().key()}</span>
+                    // The CPU path's workers for the model shown: every core, within memory.
+                    <span class="threads" data-testid="threads" title="CPU workers that run a scene's tiles side by side">
+                        {move || match (backend.get(), model.get()) {
+                            (Backend::Cpu, Some(m)) if cpu_worker::available() => {
+                                let n = cpu_worker::threads(&m, &inference::page_options());
+                                format!(" · {n} thread{}", if n == 1 { "" } else { "s" })
+                            }
+                            _ => String::new(),
+                        }}
+                    </span>
                 </span>
                 <label class="button">
                     "Open scenes or a model…"

@@ -5,15 +5,17 @@
 //! progress bar moves and the cancel button works while a scene is predicted.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
+use icelens_core::input::Window;
 use icelens_core::metrics::{confusions, Scores};
 use icelens_core::{Chart, Scene};
 use icelens_model::burn::tensor::wgpu::WgpuBackend;
 use icelens_model::burn::tensor::Device;
 use icelens_model::cpu::Feature;
 use icelens_model::gpu::GpuUNet;
+use icelens_model::infer::run_tile_here;
 use icelens_model::unet::Outputs;
 use icelens_model::{predict_scene, Architecture, Forward, InferError, InferOptions, Prediction};
 
@@ -111,11 +113,21 @@ pub fn page_options() -> InferOptions {
     }
 }
 
-/// Where the page runs a model: its WebGPU network, else the CPU worker (or, where workers
-/// are missing, the page's own thread).
+/// Where the page runs a model: its WebGPU network, else the pool of CPU workers (or, where
+/// workers are missing, the page's own thread).
 struct PageNet<'a> {
     model: &'a Model,
     gpu: Option<Rc<GpuUNet>>,
+    /// Workers in the CPU pool.
+    workers: usize,
+    /// The workers that ran a tile of this run.
+    used: RefCell<HashSet<usize>>,
+}
+
+impl PageNet<'_> {
+    fn in_workers(&self) -> bool {
+        self.gpu.is_none() && cpu_worker::available()
+    }
 }
 
 impl Forward for PageNet<'_> {
@@ -126,22 +138,43 @@ impl Forward for PageNet<'_> {
     async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
         match &self.gpu {
             Some(g) => Ok(g.forward_with_attention(x).await?),
-            // Off the page's thread when it can be (see cpu_worker.rs).
-            None if cpu_worker::available() => Ok(cpu_worker::forward(self.model, x).await?),
             None => Ok(self.model.net.forward_with_attention(x)),
         }
     }
+
+    fn tiles_at_once(&self) -> usize {
+        match self.in_workers() {
+            true => self.workers,
+            false => 1,
+        }
+    }
+
+    async fn run_tile(
+        &self,
+        x: Feature,
+        win: Window,
+        core: Window,
+    ) -> Result<Prediction, InferError> {
+        if !self.in_workers() {
+            return run_tile_here(self, x, win, core).await;
+        }
+        // Off the page's thread, on every core (see cpu_worker.rs).
+        let (tile, worker) = cpu_worker::run_tile(self.model, x, win, core, self.workers).await?;
+        self.used.borrow_mut().insert(worker);
+        Ok(tile)
+    }
 }
 
-/// Predicts a scene in the model crate's tile loop. `progress(done, total)` after each tile,
-/// then the browser gets to paint and handle events; `cancelled()` is checked between tiles.
+/// Predicts a scene in the model crate's tile loop, with the threads that ran it (the CPU
+/// workers that got a tile; 1 on WebGPU). `progress(done, total)` after each tile, then the
+/// browser gets to paint and handle events; `cancelled()` is checked between tiles.
 pub async fn predict(
     model: &Model,
     scene: &Scene,
     backend: Backend,
     progress: impl Fn(usize, usize),
     cancelled: impl Fn() -> bool,
-) -> Result<Prediction, InferError> {
+) -> Result<(Prediction, usize), InferError> {
     let gpu =
         match backend {
             Backend::WebGpu => Some(gpu_net(model).ok_or_else(|| {
@@ -151,13 +184,21 @@ pub async fn predict(
         };
     // The progress bar shows before the first tile.
     yield_to_browser().await;
-    let net = PageNet { model, gpu };
-    predict_scene(&net, scene, &page_options(), async |done, total| {
+    let opts = page_options();
+    let net = PageNet {
+        model,
+        gpu,
+        workers: cpu_worker::threads(model, &opts),
+        used: RefCell::new(HashSet::new()),
+    };
+    let pred = predict_scene(&net, scene, &opts, async |done, total| {
         progress(done, total);
         yield_to_browser().await;
         !cancelled()
     })
-    .await
+    .await?;
+    let threads = net.used.borrow().len().max(1);
+    Ok((pred, threads))
 }
 
 /// The challenge's scores of a prediction against the scene's charts.
@@ -181,4 +222,6 @@ pub struct Run {
     pub scores: Option<Scores>,
     pub backend: Backend,
     pub seconds: f64,
+    /// Threads that ran it: CPU workers, or 1 (WebGPU, or the page's own thread).
+    pub threads: usize,
 }

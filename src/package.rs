@@ -124,6 +124,7 @@ mod tests {
             scores: None,
             backend: Backend::Cpu,
             seconds: 0.0,
+            threads: 1,
         })
     }
 

@@ -7,8 +7,9 @@
 //! the decoding's memory back to the browser (wasm memory never shrinks).
 //!
 //! It also runs the network on the CPU for the page, tile by tile, so that a tile's second of
-//! arithmetic never freezes the picture: the page keeps one such worker, sends it each model
-//! once, then the input of every tile.
+//! arithmetic never freezes the picture: the page keeps a pool of such workers, one per
+//! thread, sends each model to each once, then the input of every tile; a worker answers
+//! with what the page keeps of the tile's core (classes, confidences, ψ), not the logits.
 //!
 //! The messages are `icelens_core::messages` (`ToWorker` in, `FromWorker` out), one
 //! definition for both sides: decode a scene file, keep a model, check a dropped checkpoint,
@@ -31,10 +32,12 @@ mod run {
     use std::collections::HashMap;
 
     use icelens_core::checkpoint::load_state_dict;
+    use icelens_core::input::{Window, N_INPUT};
     use icelens_core::messages::{FromWorker, ToWorker};
     use icelens_core::transfer::{split, Array};
     use icelens_core::{read_scene, ReadLimits};
     use icelens_model::cpu::Feature;
+    use icelens_model::infer::tile_prediction;
     use icelens_model::UNet;
     use js_sys::{Array as JsArray, Reflect, Uint8Array};
     use wasm_bindgen::prelude::*;
@@ -125,44 +128,70 @@ mod run {
         UNet::from_state_dict(&sd).map_err(|e| format!("{name}: {e}"))
     }
 
-    /// Runs the model kept as `name` on a `[24, h, w]` tile: the heads' shapes, and their
-    /// values as typed arrays with the buffers to transfer.
-    fn forward(
+    /// Runs the model kept as `name` on the input of `window` and keeps the prediction of
+    /// `core`: what the page keeps of a tile, as typed arrays with the buffers to transfer.
+    fn tile(
+        id: u32,
         name: &str,
-        h: usize,
-        w: usize,
+        window: Window,
+        core: Window,
         data: &JsValue,
-    ) -> Result<(Vec<[usize; 3]>, JsArray, JsArray), String> {
+    ) -> Result<(FromWorker, JsArray, JsArray), String> {
         let input: js_sys::Float32Array = data
             .clone()
             .dyn_into()
             .map_err(|_| "the tile has no float32 data".to_string())?;
-        if Some(input.length() as usize) != h.checked_mul(w).and_then(|n| n.checked_mul(24)) {
+        let values = window.height.checked_mul(window.width);
+        if Some(input.length() as usize) != values.and_then(|n| n.checked_mul(N_INPUT)) {
             return Err(format!(
-                "a tile of {} values is not 24 x {h} x {w}",
-                input.length()
+                "a tile of {} values is not {N_INPUT} x {} x {}",
+                input.length(),
+                window.height,
+                window.width
             ));
         }
+        if !window.contains(&core) {
+            return Err(format!("the core {core:?} is not inside {window:?}"));
+        }
         let x = Feature {
-            c: 24,
-            h,
-            w,
+            c: N_INPUT,
+            h: window.height,
+            w: window.width,
             data: input.to_vec(),
         };
-        let (out, psis) = MODELS.with(|m| {
-            m.borrow()
+        let pred = MODELS.with(|m| {
+            let models = m.borrow();
+            let net = models
                 .get(name)
-                .map(|net| net.forward_with_attention(&x))
-                .ok_or(format!("{name}: not loaded in the worker"))
+                .ok_or(format!("{name}: not loaded in the worker"))?;
+            let (out, psis) = net.forward_with_attention(&x);
+            drop(x);
+            tile_prediction(&net.arch, &out, &psis, window, core).map_err(|e| e.to_string())
         })?;
-        let (mut shapes, arrays, transfer) = (Vec::new(), JsArray::new(), JsArray::new());
-        for f in [out.sic, out.sod, out.floe].into_iter().chain(psis) {
-            shapes.push([f.c, f.h, f.w]);
-            let d = js_sys::Float32Array::from(f.data.as_slice());
-            transfer.push(&d.buffer());
-            arrays.push(&d);
+        let (arrays, transfer) = (JsArray::new(), JsArray::new());
+        let push = |js: JsValue| {
+            if let Ok(buffer) = Reflect::get(&js, &"buffer".into()) {
+                transfer.push(&buffer);
+            }
+            arrays.push(&js);
+        };
+        for c in &pred.classes {
+            push(Uint8Array::from(c.as_slice()).into());
         }
-        Ok((shapes, arrays, transfer))
+        for c in pred.confidence.iter().chain(&pred.sic_value) {
+            push(js_sys::Float32Array::from(c.as_slice()).into());
+        }
+        for a in &pred.attention {
+            push(Uint8Array::from(a.as_slice()).into());
+        }
+        let msg = FromWorker::Tile {
+            id,
+            lines: pred.lines,
+            samples: pred.samples,
+            sic_value: pred.sic_value.is_some(),
+            attention: pred.attention.len(),
+        };
+        Ok((msg, arrays, transfer))
     }
 
     /// Reads and decodes a scene `File`: its header and arrays, the buffers to transfer.
@@ -203,9 +232,14 @@ mod run {
                 let architecture = net.arch.name().into();
                 reply(FromWorker::Checked { architecture }, &none, None);
             }
-            ToWorker::Forward { id, model, h, w } => {
-                let (shapes, arrays, transfer) = forward(&model, h, w, &data)?;
-                reply(FromWorker::Outputs { id, shapes }, &arrays, Some(&transfer));
+            ToWorker::Tile {
+                id,
+                model,
+                window,
+                core,
+            } => {
+                let (msg, arrays, transfer) = tile(id, &model, window, core, &data)?;
+                reply(msg, &arrays, Some(&transfer));
             }
             ToWorker::Decode => {
                 let (header, arrays, transfer) = decode(&data).await?;

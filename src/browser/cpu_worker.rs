@@ -1,25 +1,31 @@
-//! The CPU network run in the page's Web Worker (`src/worker.rs`), so that a tile's arithmetic
-//! (about a second for a 640 px tile of a challenge-size model) never freezes the page.
+//! The CPU network run in a pool of the page's Web Workers (`src/worker.rs`): one worker per
+//! thread the machine offers (as many as memory allows, `InferOptions::tile_workers`), so a
+//! scene's tiles run on every core and a tile's arithmetic never freezes the page.
 //!
-//! One worker for the page's lifetime. Each model is sent once (as burnpack bytes of its
-//! weights, so a fine-tuned model goes the same way as a loaded one); then every tile's input
-//! goes over with its buffer transferred and the three heads come back the same way. Should
-//! the worker die, every pending tile fails with a message and the next tile starts a new one.
+//! Each worker gets each model once (as burnpack bytes of its weights, so a fine-tuned model
+//! goes the same way as a loaded one); then a tile's input goes over with its buffer
+//! transferred and what the page keeps of the tile's core comes back the same way (classes,
+//! confidences, ψ: about a tenth of the logits). No shared memory is needed, so this works
+//! from any static server. Should a worker die, its pending tiles fail with a message and
+//! the next tile starts a new one.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use icelens_core::checkpoint::write_burnpack;
+use icelens_core::input::Window;
 use icelens_core::messages::{FromWorker, ToWorker};
 use icelens_model::cpu::Feature;
-use icelens_model::Outputs;
+use icelens_model::{InferOptions, Prediction, SicHead};
 use js_sys::Reflect;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use crate::browser::js::{call, f32_values, post_message, received, start_worker, worker_death};
+use crate::browser::js::{
+    call, f32_values, get, post_message, received, start_worker, u8_values, worker_death,
+};
 use crate::model::Model;
 
 type Handler = Closure<dyn FnMut(JsValue)>;
@@ -28,6 +34,10 @@ type Pending = Rc<RefCell<HashMap<u32, (js_sys::Function, js_sys::Function)>>>;
 type Answers = Rc<RefCell<HashMap<u32, FromWorker>>>;
 
 struct CpuWorker {
+    /// Its place in the order workers were started: which worker ran a tile.
+    number: usize,
+    /// Tiles sent to it and not yet answered.
+    under_way: Cell<usize>,
     worker: JsValue,
     pending: Pending,
     answers: Answers,
@@ -40,7 +50,8 @@ struct CpuWorker {
 }
 
 thread_local! {
-    static WORKER: RefCell<Option<Rc<CpuWorker>>> = const { RefCell::new(None) };
+    static POOL: RefCell<Vec<Rc<CpuWorker>>> = const { RefCell::new(Vec::new()) };
+    static STARTED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Rejects every request still waiting with `msg`.
@@ -53,6 +64,7 @@ fn fail_all(pending: &Pending, msg: &str) {
 
 fn start() -> Result<Rc<CpuWorker>, String> {
     let worker = start_worker().map_err(|e| format!("CPU inference: {e}"))?;
+    let number = STARTED.with(|n| n.replace(n.get() + 1));
     let pending: Pending = Rc::default();
     let answers: Answers = Rc::default();
     let ready_slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();
@@ -98,13 +110,15 @@ fn start() -> Result<Rc<CpuWorker>, String> {
         let pending = pending.clone();
         Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
             let _ = call(&event, "preventDefault", &[]);
-            fail_all(&pending, &worker_death(&event, "the CPU worker"));
-            WORKER.with(|w| w.borrow_mut().take());
+            fail_all(&pending, &worker_death(&event, "a CPU worker"));
+            POOL.with(|p| p.borrow_mut().retain(|w| w.number != number));
         })
     };
     let _ = Reflect::set(&worker, &"onmessage".into(), on_message.as_ref());
     let _ = Reflect::set(&worker, &"onerror".into(), on_error.as_ref());
     Ok(Rc::new(CpuWorker {
+        number,
+        under_way: Cell::new(0),
         worker,
         pending,
         answers,
@@ -115,13 +129,42 @@ fn start() -> Result<Rc<CpuWorker>, String> {
     }))
 }
 
-fn worker() -> Result<Rc<CpuWorker>, String> {
-    if let Some(w) = WORKER.with(|w| w.borrow().clone()) {
-        return Ok(w);
+/// A worker for the next tile: an idle one, else a new one while the pool has fewer than
+/// `size`, else the least busy.
+fn pick(size: usize) -> Result<Rc<CpuWorker>, String> {
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if let Some(w) = pool.iter().find(|w| w.under_way.get() == 0) {
+            return Ok(w.clone());
+        }
+        if pool.len() < size.max(1) {
+            let w = start()?;
+            pool.push(w.clone());
+            return Ok(w);
+        }
+        pool.iter()
+            .min_by_key(|w| w.under_way.get())
+            .cloned()
+            .ok_or_else(|| "no CPU worker".to_string())
+    })
+}
+
+/// Counts a tile as under way on a worker for as long as it lives, answered or not.
+struct UnderWay(Rc<CpuWorker>);
+
+impl UnderWay {
+    fn new(w: Rc<CpuWorker>) -> Self {
+        w.under_way.set(w.under_way.get() + 1);
+        UnderWay(w)
     }
-    let w = start()?;
-    WORKER.with(|slot| *slot.borrow_mut() = Some(w.clone()));
-    Ok(w)
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.0
+            .under_way
+            .set(self.0.under_way.get().saturating_sub(1));
+    }
 }
 
 impl CpuWorker {
@@ -183,63 +226,128 @@ fn key(model: &Model) -> String {
     )
 }
 
-/// A head the worker sent: `[c, h, w]` and its values, copied into wasm memory.
-fn feature([c, h, w]: [usize; 3], data: &JsValue) -> Result<Feature, String> {
-    let data: js_sys::Float32Array = data
-        .clone()
-        .dyn_into()
-        .map_err(|_| "the CPU worker sent a head without data".to_string())?;
-    c.checked_mul(h)
-        .and_then(|n| n.checked_mul(w))
-        .filter(|n| *n == data.length() as usize)
-        .ok_or("the CPU worker sent a head of the wrong size")?;
-    let data = f32_values(&data).map_err(|e| format!("a tile's output {e}"))?;
-    Ok(Feature { c, h, w, data })
-}
-
-/// Whether the page can run the network in a worker.
+/// Whether the page can run the network in workers.
 pub fn available() -> bool {
     crate::browser::decode::available()
 }
 
-/// The model's three heads (and an attention U-Net's ψ per expanding block) for one input
-/// tile, computed in the worker.
-pub async fn forward(model: &Model, x: &Feature) -> Result<(Outputs, Vec<Feature>), String> {
-    let w = worker()?;
-    w.ensure_model(model).await?;
+/// How many workers run a model's tiles: the threads the browser reports
+/// (`navigator.hardwareConcurrency`), as many as half the device's memory holds
+/// (`navigator.deviceMemory`, in GB, where the browser tells it; else 4 GB is assumed).
+pub fn threads(model: &Model, opts: &InferOptions) -> usize {
+    let navigator = get(&js_sys::global(), "navigator");
+    let threads = get(&navigator, "hardwareConcurrency")
+        .as_f64()
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .unwrap_or(1.0) as usize;
+    let gigabytes = get(&navigator, "deviceMemory")
+        .as_f64()
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .unwrap_or(4.0);
+    let memory = (gigabytes * 1e9 / 2.0) as u64;
+    opts.tile_workers(&model.net.arch, threads, memory)
+}
+
+/// One of `n` values of the answer's typed arrays, checked against the length it should have.
+fn array<T>(
+    arrays: &js_sys::Array,
+    i: u32,
+    n: usize,
+    copy: impl Fn(&JsValue) -> Option<Result<Vec<T>, String>>,
+) -> Result<Vec<T>, String> {
+    let v = copy(&arrays.get(i)).ok_or("a CPU worker sent a tile without its data")??;
+    if v.len() != n {
+        return Err("a CPU worker sent a tile of the wrong size".into());
+    }
+    Ok(v)
+}
+
+/// What the page keeps of the tile whose input is `x` (the window `win`) and whose core is
+/// `core`, computed by one of up to `size` workers; with the number of the worker that ran it.
+pub async fn run_tile(
+    model: &Model,
+    x: Feature,
+    win: Window,
+    core: Window,
+    size: usize,
+) -> Result<(Prediction, usize), String> {
+    let w = UnderWay::new(pick(size)?);
+    w.0.ensure_model(model).await?;
     let data = js_sys::Float32Array::from(x.data.as_slice());
+    // The input lives on in the transferred buffer only.
+    drop(x);
     let transfer = js_sys::Array::of1(&data.buffer());
     let name = key(model);
-    let (h, wd) = (x.h, x.w);
-    let (reply, arrays) = w
-        .ask(
-            |id| ToWorker::Forward {
+    let (reply, arrays) =
+        w.0.ask(
+            |id| ToWorker::Tile {
                 id,
                 model: name,
-                h,
-                w: wd,
+                window: win,
+                core,
             },
             &data,
             &transfer,
         )
         .await?;
-    let FromWorker::Outputs { shapes, .. } = reply else {
-        return Err(format!("the CPU worker answered {reply:?}"));
+    let FromWorker::Tile {
+        lines,
+        samples,
+        sic_value,
+        attention,
+        ..
+    } = reply
+    else {
+        return Err(format!("a CPU worker answered {reply:?}"));
     };
+    let regression = model.net.arch.sic == SicHead::Regression;
+    if (lines, samples) != (core.height, core.width)
+        || sic_value != regression
+        || attention != model.attention_blocks()
+    {
+        return Err("a CPU worker sent a tile of another shape".into());
+    }
     let arrays: js_sys::Array = arrays
         .dyn_into()
-        .map_err(|_| "the CPU worker sent no outputs".to_string())?;
-    if shapes.len() != 3 + model.attention_blocks() || arrays.length() as usize != shapes.len() {
-        return Err("the CPU worker sent the wrong number of outputs".into());
+        .map_err(|_| "a CPU worker sent a tile without its data".to_string())?;
+    let n = lines * samples;
+    let bytes = |v: &JsValue| {
+        let t = v.dyn_ref::<js_sys::Uint8Array>()?;
+        Some(u8_values(t).map_err(|e| format!("a tile's prediction {e}")))
+    };
+    let floats = |v: &JsValue| {
+        let t = v.dyn_ref::<js_sys::Float32Array>()?;
+        Some(f32_values(t).map_err(|e| format!("a tile's prediction {e}")))
+    };
+    let count = 6 + usize::from(sic_value) + attention;
+    if arrays.length() as usize != count {
+        return Err("a CPU worker sent the wrong number of maps".into());
     }
-    let mut heads = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| feature(*s, &arrays.get(i as u32)))
+    let classes = [
+        array(&arrays, 0, n, bytes)?,
+        array(&arrays, 1, n, bytes)?,
+        array(&arrays, 2, n, bytes)?,
+    ];
+    let confidence = [
+        array(&arrays, 3, n, floats)?,
+        array(&arrays, 4, n, floats)?,
+        array(&arrays, 5, n, floats)?,
+    ];
+    let sic = match sic_value {
+        true => Some(array(&arrays, 6, n, floats)?),
+        false => None,
+    };
+    let first = 6 + u32::from(sic_value);
+    let attention = (0..attention as u32)
+        .map(|k| array(&arrays, first + k, n, bytes))
         .collect::<Result<Vec<_>, _>>()?;
-    let psis = heads.split_off(3);
-    let floe = heads.pop().ok_or("no FLOE head")?;
-    let sod = heads.pop().ok_or("no SOD head")?;
-    let sic = heads.pop().ok_or("no SIC head")?;
-    Ok((Outputs { sic, sod, floe }, psis))
+    let pred = Prediction {
+        lines,
+        samples,
+        classes,
+        confidence,
+        sic_value: sic,
+        attention,
+    };
+    Ok((pred, w.0.number))
 }

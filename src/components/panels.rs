@@ -99,7 +99,9 @@ pub fn ScoresPanel() -> impl IntoView {
                     }.into_any(),
                     None => view! { <p class="hint">{if labelled { "" } else { "This scene has no ice chart to score against." }}</p> }.into_any(),
                 }}
-                <p class="hint">{format!("{} in {:.1} s on {}", "Predicted", r.seconds, r.backend.key())}</p>
+                <p class="hint" data-testid="run-summary" data-threads=r.threads>
+                    {format!("Predicted in {:.1} s on {}{}", r.seconds, r.backend.key(), match r.threads { 1 => String::new(), n => format!(", {n} threads") })}
+                </p>
             </section>
         })
     }

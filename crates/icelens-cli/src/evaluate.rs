@@ -71,8 +71,8 @@ pub struct Request<'a> {
     pub shard: Option<Shard>,
     /// Also write what `icelens merge` needs here.
     pub partial: Option<&'a Path>,
-    /// What one scene's run may hold.
-    pub memory: crate::memory::Memory,
+    /// How each scene is run (memory budget or tiles).
+    pub plan: crate::memory::Plan,
 }
 
 /// One model's results, from a run or from merged parts: everything the report is made of.
@@ -153,7 +153,7 @@ pub fn evaluate(req: &Request) -> Result<(), String> {
             // Every model predicts before any result is kept: a scene counts for all or none.
             let mut preds = Vec::new();
             for e in &entries {
-                preds.push(run(&e.net, &scene, i, paths.len(), req.memory)?);
+                preds.push(run(&e.net, &scene, i, paths.len(), req.plan)?);
             }
             for (e, pred) in entries.iter_mut().zip(&preds) {
                 let maps = [

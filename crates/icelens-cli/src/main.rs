@@ -14,7 +14,7 @@ use icelens_core::stats::SceneSummary;
 use icelens_core::synth::{generate, SynthSpec};
 
 use inputs::load;
-use memory::Memory;
+use memory::{Memory, Plan};
 
 mod dataset;
 mod evaluate;
@@ -84,6 +84,10 @@ enum Command {
         /// Default: three quarters of the memory available when the scene starts.
         #[arg(long, value_name = "SIZE", default_value = "available")]
         memory: Memory,
+        /// Run every scene in tiles of this many pixels (128 px halo) instead, as the page
+        /// does with 384: its answer, natively.
+        #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u64).range(64..=16384))]
+        tile: Option<u64>,
         /// Only shard K of N (K from 1): scene i of the list sorted by file name goes to
         /// shard i mod N + 1.
         #[arg(long, value_name = "K/N")]
@@ -127,6 +131,10 @@ enum Command {
         /// Default: three quarters of the memory available when the scene starts.
         #[arg(long, value_name = "SIZE", default_value = "available")]
         memory: Memory,
+        /// Run every scene in tiles of this many pixels (128 px halo) instead, as the page
+        /// does with 384: its answer, natively.
+        #[arg(long, value_name = "PX", value_parser = clap::value_parser!(u64).range(64..=16384))]
+        tile: Option<u64>,
     },
     /// Pool the parts `evaluate --partial` wrote (e.g. one per shard) into the scores and
     /// breakdown of one evaluation over all their scenes.
@@ -285,6 +293,7 @@ fn main() -> ExitCode {
             attention,
             shard,
             memory,
+            tile,
         } => model_cmds::predict(
             &model,
             &scenes,
@@ -294,7 +303,10 @@ fn main() -> ExitCode {
                 attention: attention.as_deref(),
             },
             shard,
-            memory,
+            Plan {
+                memory,
+                tile: tile.map(|t| t as usize),
+            },
         ),
         Command::Evaluate {
             model,
@@ -307,6 +319,7 @@ fn main() -> ExitCode {
             shard,
             partial,
             memory,
+            tile,
         } => evaluate::evaluate(&evaluate::Request {
             models: &model,
             scenes: &scenes,
@@ -317,7 +330,10 @@ fn main() -> ExitCode {
             plots: plots.as_deref(),
             shard,
             partial: partial.as_deref(),
-            memory,
+            plan: Plan {
+                memory,
+                tile: tile.map(|t| t as usize),
+            },
         }),
         Command::Merge {
             parts,

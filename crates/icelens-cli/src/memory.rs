@@ -1,7 +1,40 @@
 //! `--memory`: how much a run over one scene may hold, which decides whether the scene goes
-//! through the network whole, as the challenge runs it, or in tiles.
+//! through the network whole, as the challenge runs it, or in tiles; `--tile` sets the tiles
+//! instead.
 
 use std::str::FromStr;
+
+use icelens_model::{Architecture, InferOptions};
+
+/// How scenes are run: within a memory budget, or in tiles of a given size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub memory: Memory,
+    /// Tiles of this many pixels (with the default halo) whatever the memory: the page's
+    /// tiles are 384 px, so `--tile 384` gives its answer natively.
+    pub tile: Option<usize>,
+}
+
+impl Plan {
+    /// The options for one scene, and the budget they were planned within.
+    pub fn options(
+        &self,
+        arch: &Architecture,
+        lines: usize,
+        samples: usize,
+    ) -> (InferOptions, u64) {
+        let budget = self.memory.budget();
+        let opts = match self.tile {
+            Some(tile) => InferOptions {
+                tile: tile.max(1),
+                whole_scene_max_pixels: 0,
+                ..InferOptions::default()
+            },
+            None => InferOptions::within_memory(arch, lines, samples, budget),
+        };
+        (opts, budget)
+    }
+}
 
 /// The budget of one scene's run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

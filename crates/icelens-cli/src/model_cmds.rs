@@ -9,10 +9,10 @@ use icelens_core::shard::Shard;
 use icelens_core::upload::{write_upload, UploadScene};
 use icelens_core::{npy, Chart, Scene};
 use icelens_model::cpu::Feature;
-use icelens_model::{infer_scene, InferOptions, Kind, Prediction, UNet};
+use icelens_model::{infer_scene, Kind, Prediction, UNet};
 
 use crate::inputs::{load, load_model, model_name};
-use crate::memory::Memory;
+use crate::memory::Plan;
 
 pub fn forward(model: &Path, input: &Path, out: &Path) -> Result<(), String> {
     let net = load_model(model)?;
@@ -53,14 +53,13 @@ pub fn run(
     scene: &Scene,
     index: usize,
     count: usize,
-    memory: Memory,
+    plan: Plan,
 ) -> Result<Prediction, String> {
     let tty = std::io::stderr().is_terminal();
     let label = format!("[{}/{}] {}", index + 1, count, scene.meta.scene);
     let started = std::time::Instant::now();
-    let budget = memory.budget();
-    let opts = InferOptions::within_memory(&net.arch, scene.lines, scene.samples, budget);
-    let plan = if opts.runs_whole(scene.lines, scene.samples) {
+    let (opts, budget) = plan.options(&net.arch, scene.lines, scene.samples);
+    let how = if opts.runs_whole(scene.lines, scene.samples) {
         "whole".to_string()
     } else {
         format!("in {} px tiles", opts.tile)
@@ -75,11 +74,17 @@ pub fn run(
     if tty {
         eprint!("\r");
     }
+    let why = match plan.tile {
+        Some(tile) => format!("--tile {tile}"),
+        None => format!(
+            "memory budget {:.1} GiB",
+            budget as f64 / f64::from(1u32 << 30)
+        ),
+    };
     eprintln!(
-        "{label}: {} x {} px {plan} (memory budget {:.1} GiB) in {:.1} s",
+        "{label}: {} x {} px {how} ({why}) in {:.1} s",
         scene.lines,
         scene.samples,
-        budget as f64 / f64::from(1u32 << 30),
         started.elapsed().as_secs_f64()
     );
     Ok(pred)
@@ -100,7 +105,7 @@ pub fn predict(
     scenes: &[PathBuf],
     outputs: &Outputs,
     shard: Option<Shard>,
-    memory: Memory,
+    plan: Plan,
 ) -> Result<(), String> {
     let upload = outputs.upload;
     let net = load_model(model)?;
@@ -127,7 +132,7 @@ pub fn predict(
     let mut failed = 0;
     for (i, path) in scenes.iter().enumerate() {
         let result = load(path).and_then(|scene| {
-            let pred = run(&net, &scene, i, scenes.len(), memory)?;
+            let pred = run(&net, &scene, i, scenes.len(), plan)?;
             Ok((scene, pred))
         });
         match result {

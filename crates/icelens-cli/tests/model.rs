@@ -599,6 +599,13 @@ fn predict_runs_a_scene_whole_when_it_fits_and_in_tiles_when_not() {
     let tiled = dir.join("tiled.nc");
     let said = predict(&tiled, &["--memory", "400M"]);
     assert!(said.contains("px tiles (memory budget 0.4 GiB)"), "{said}");
+    // The page's tiles, asked for.
+    let page_tiles = dir.join("page_tiles.nc");
+    let said = predict(&page_tiles, &["--tile", "384"]);
+    assert!(
+        said.contains("1200 x 1000 px in 384 px tiles (--tile 384)"),
+        "{said}"
+    );
     let script = format!(
         r#"
 import numpy as np, xarray as xr
@@ -610,11 +617,14 @@ for chart in ("SIC", "SOD", "FLOE"):
     assert (whole[v].values == want).all(), (chart, (whole[v].values != want).sum())
     same = (tiled[v].values == want).mean()
     assert 0.99 < same < 1.0, (chart, same)
+    page = xr.open_dataset({page_tiles:?})[v].values
+    assert 0.98 < (page == want).mean() < 1.0, (chart, (page == want).mean())
     print(chart, same)
 print("ok")
 "#,
         whole = s(&whole),
         tiled = s(&tiled),
+        page_tiles = s(&page_tiles),
         fwd = s(&fwd),
     );
     let out = Command::new("python3")

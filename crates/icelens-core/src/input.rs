@@ -59,6 +59,26 @@ impl Window {
         Self::new(0, 0, scene.lines, scene.samples)
     }
 
+    /// Whether `inner` lies wholly inside this window (sums checked: the windows may come
+    /// from a message).
+    pub fn contains(&self, inner: &Window) -> bool {
+        let end = |at: usize, len: usize| at.checked_add(len);
+        match (
+            end(inner.row, inner.height),
+            end(inner.col, inner.width),
+            end(self.row, self.height),
+            end(self.col, self.width),
+        ) {
+            (Some(bottom), Some(right), Some(self_bottom), Some(self_right)) => {
+                inner.row >= self.row
+                    && inner.col >= self.col
+                    && bottom <= self_bottom
+                    && right <= self_right
+            }
+            _ => false,
+        }
+    }
+
     pub fn pixels(&self) -> usize {
         self.height * self.width
     }
@@ -155,6 +175,18 @@ impl Scene {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_contains_what_lies_inside_it_and_nothing_that_overflows() {
+        let w = Window::new(10, 20, 30, 40);
+        assert!(w.contains(&w));
+        assert!(w.contains(&Window::new(39, 59, 1, 1)));
+        assert!(!w.contains(&Window::new(39, 59, 2, 1)));
+        assert!(!w.contains(&Window::new(9, 20, 1, 1)));
+        assert!(!w.contains(&Window::new(10, 19, 1, 1)));
+        assert!(!w.contains(&Window::new(10, 20, usize::MAX, 1)));
+        assert!(!Window::new(usize::MAX, 0, 2, 2).contains(&Window::new(usize::MAX, 0, 1, 1)));
+    }
 
     #[test]
     fn nearest_matches_torch_on_the_real_scene_size() {

@@ -9,6 +9,8 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::input::Window;
+
 /// What the page asks of a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -22,13 +24,14 @@ pub enum ToWorker {
     /// Read the checkpoint in `data` (bytes) and say which network it is; answered by
     /// [`FromWorker::Checked`]. Whatever the file does costs the worker, never the page.
     CheckModel { name: String },
-    /// Run the network kept as `model` on the `[24, h, w]` tile in `data` (float32);
-    /// answered by [`FromWorker::Outputs`].
-    Forward {
+    /// Run the network kept as `model` on the input of `window` in `data` (float32,
+    /// `[24, height, width]`) and keep the prediction of `core` (inside `window`); answered by
+    /// [`FromWorker::Tile`].
+    Tile {
         id: u32,
         model: String,
-        h: usize,
-        w: usize,
+        window: Window,
+        core: Window,
     },
 }
 
@@ -51,9 +54,17 @@ pub enum FromWorker {
     Done { id: u32 },
     /// A checkpoint was read whole: its network's name.
     Checked { architecture: String },
-    /// A tile's heads (SIC, SOD, FLOE, then an attention U-Net's ψ per expanding block,
-    /// deepest first) as `[c, h, w]`, their values in `data` in the same order.
-    Outputs { id: u32, shapes: Vec<[usize; 3]> },
+    /// The prediction of a tile's core, `lines` x `samples`, what the page keeps of it: in
+    /// `data`, the class maps of SIC, SOD and FLOE (uint8), their confidences (float32), the
+    /// continuous SIC of a regression head when `sic_value`, then ψ of each of the
+    /// `attention` expanding blocks (uint8), every one `lines * samples` long.
+    Tile {
+        id: u32,
+        lines: usize,
+        samples: usize,
+        sic_value: bool,
+        attention: usize,
+    },
     /// A request failed (`id` when it had one). Without one, the worker itself failed (its
     /// panic hook speaks just before it ends).
     Error { id: Option<u32>, message: String },
@@ -71,7 +82,7 @@ impl ToWorker {
     /// The request id an answer will carry, if any.
     pub fn id(&self) -> Option<u32> {
         match self {
-            ToWorker::Model { id, .. } | ToWorker::Forward { id, .. } => Some(*id),
+            ToWorker::Model { id, .. } | ToWorker::Tile { id, .. } => Some(*id),
             _ => None,
         }
     }
@@ -97,7 +108,7 @@ impl FromWorker {
     /// The request this message answers, if any.
     pub fn id(&self) -> Option<u32> {
         match self {
-            FromWorker::Done { id } | FromWorker::Outputs { id, .. } => Some(*id),
+            FromWorker::Done { id } | FromWorker::Tile { id, .. } => Some(*id),
             FromWorker::Error { id, .. } => *id,
             _ => None,
         }
@@ -132,11 +143,11 @@ mod tests {
             ToWorker::CheckModel {
                 name: "ü.pt".into(),
             },
-            ToWorker::Forward {
+            ToWorker::Tile {
                 id: 4_000_000_000,
                 model: "m".into(),
-                h: 384,
-                w: 640,
+                window: Window::new(256, 0, 640, 512),
+                core: Window::new(384, 0, 384, 384),
             },
         ];
         for m in to {
@@ -156,9 +167,12 @@ mod tests {
             FromWorker::Checked {
                 architecture: "attention U-Net".into(),
             },
-            FromWorker::Outputs {
+            FromWorker::Tile {
                 id: 2,
-                shapes: vec![[12, 8, 8], [1, 8, 8]],
+                lines: 384,
+                samples: 200,
+                sic_value: true,
+                attention: 4,
             },
             FromWorker::Error {
                 id: None,

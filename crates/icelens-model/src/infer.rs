@@ -76,6 +76,20 @@ impl InferOptions {
         }
     }
 
+    /// How many tile workers (threads of their own, each with its own copy of the network
+    /// and its own maps) to run side by side: one per thread the machine offers, as many as
+    /// `memory` bytes hold, at least one. A worker needs the forward pass of a whole window
+    /// (tile and halo), the window's input and its core's prediction, and the weights.
+    pub fn tile_workers(&self, arch: &Architecture, threads: usize, memory: u64) -> usize {
+        let side = self.tile.saturating_add(2 * self.halo);
+        let per_worker = forward_peak_bytes(arch, side, side)
+            + (N_INPUT as u128 * 4) * (side as u128 * side as u128)
+            + Prediction::bytes(self.tile, self.tile, arch)
+            + 4 * arch.parameter_count() as u128;
+        let fit = u128::from(memory) / per_worker.max(1);
+        (fit.min(threads as u128) as usize).max(1)
+    }
+
     /// Whether a scene of this size runs in one piece.
     pub fn runs_whole(&self, lines: usize, samples: usize) -> bool {
         lines.saturating_mul(samples) <= self.whole_scene_max_pixels
@@ -169,6 +183,41 @@ impl Prediction {
     pub fn chart(&self, chart: Chart) -> &[u8] {
         &self.classes[chart as usize]
     }
+
+    /// Puts a tile's prediction (of `core`'s size, as [`tile_prediction`] makes it) in place.
+    /// Its parts must match this prediction's (same network); a tile that does not fit the
+    /// scene at `core` is the caller's error and panics.
+    pub fn paste(&mut self, tile: &Prediction, core: Window) {
+        assert!(
+            (tile.lines, tile.samples) == (core.height, core.width)
+                && core.row + core.height <= self.lines
+                && core.col + core.width <= self.samples,
+            "a {} x {} tile does not fit {core:?} of a {} x {} scene",
+            tile.lines,
+            tile.samples,
+            self.lines,
+            self.samples
+        );
+        fn rows<T: Copy>(dst: &mut [T], src: &[T], samples: usize, core: Window) {
+            for (r, row) in src.chunks_exact(core.width).enumerate() {
+                let at = (core.row + r) * samples + core.col;
+                dst[at..at + core.width].copy_from_slice(row);
+            }
+        }
+        let samples = self.samples;
+        for (d, s) in self.classes.iter_mut().zip(&tile.classes) {
+            rows(d, s, samples, core);
+        }
+        for (d, s) in self.confidence.iter_mut().zip(&tile.confidence) {
+            rows(d, s, samples, core);
+        }
+        if let (Some(d), Some(s)) = (self.sic_value.as_mut(), tile.sic_value.as_ref()) {
+            rows(d, s, samples, core);
+        }
+        for (d, s) in self.attention.iter_mut().zip(&tile.attention) {
+            rows(d, s, samples, core);
+        }
+    }
 }
 
 /// The windows a scene is run in: (input window, core window).
@@ -248,6 +297,61 @@ impl From<ModelError> for InferError {
 pub trait Forward {
     fn architecture(&self) -> Architecture;
     async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError>;
+
+    /// How many tiles may be under way at once: the page's pool of CPU workers runs one per
+    /// worker; a network that computes on the caller's thread gains nothing from more than one.
+    fn tiles_at_once(&self) -> usize {
+        1
+    }
+
+    /// What the scene keeps of one tile: its core's classes, confidences (and ψ), from the
+    /// input of `win`. The default runs [`Forward::run`] and reduces the heads here; the page's
+    /// CPU workers do this themselves, so that only these bytes cross back to the page rather
+    /// than every logit of the window.
+    async fn run_tile(
+        &self,
+        x: Feature,
+        win: Window,
+        core: Window,
+    ) -> Result<Prediction, InferError> {
+        run_tile_here(self, x, win, core).await
+    }
+}
+
+/// [`Forward::run_tile`] by [`Forward::run`] and the heads reduced on this thread: the
+/// default, and what a network that only sometimes hands tiles elsewhere does otherwise.
+pub async fn run_tile_here<N: Forward + ?Sized>(
+    net: &N,
+    x: Feature,
+    win: Window,
+    core: Window,
+) -> Result<Prediction, InferError> {
+    let (out, psis) = net.run(&x).await?;
+    drop(x);
+    tile_prediction(&net.architecture(), &out, &psis, win, core)
+}
+
+/// The core of a tile's outputs as a prediction of the core's size (see [`write_core`] and
+/// [`write_attention`]); [`Prediction::paste`] puts it in place.
+pub fn tile_prediction(
+    arch: &Architecture,
+    out: &Outputs,
+    psis: &[Feature],
+    win: Window,
+    core: Window,
+) -> Result<Prediction, InferError> {
+    let mut pred = Prediction::empty(core.height, core.width, arch)?;
+    let at = (core.row, core.col);
+    write_core_at(
+        &mut pred,
+        at,
+        out,
+        win,
+        core,
+        arch.sic == SicHead::Regression,
+    );
+    write_attention_at(&mut pred, at, psis, win, core);
+    Ok(pred)
 }
 
 impl Forward for UNet {
@@ -265,48 +369,71 @@ impl Forward for UNet {
 
 /// Runs a network over a scene, whole or tile by tile ([`plan_tiles`]), and stitches the
 /// tiles' cores into one prediction: the one tile loop of the command line, the page's WebGPU
-/// path and its CPU worker. After each tile `after_tile(done, total)` is awaited (the page
-/// shows progress and lets the browser paint there); `false` cancels the run.
+/// path and its CPU workers. Up to [`Forward::tiles_at_once`] tiles are under way together,
+/// and their cores are placed in the order of the plan. After each tile
+/// `after_tile(done, total)` is awaited (the page shows progress and lets the browser paint
+/// there); `false` cancels the run.
 pub async fn predict_scene<N: Forward>(
     net: &N,
     scene: &Scene,
     opts: &InferOptions,
     mut after_tile: impl AsyncFnMut(usize, usize) -> bool,
 ) -> Result<Prediction, InferError> {
+    use futures_util::stream::{FuturesOrdered, StreamExt};
+
     let (lines, samples) = (scene.lines, scene.samples);
-    let arch = net.architecture();
-    let regression = arch.sic == SicHead::Regression;
-    let mut pred = Prediction::empty(lines, samples, &arch)?;
     let tiles = plan_tiles(lines, samples, opts);
     let total = tiles.len();
-    let mut input = Vec::new();
-    for (i, (win, core)) in tiles.into_iter().enumerate() {
-        let need = N_INPUT * win.pixels();
-        input
-            .try_reserve_exact(need.saturating_sub(input.len()))
-            .map_err(|_| InferError::OutOfMemory {
-                what: "a tile's input",
-                error: OutOfMemory {
-                    bytes: need.saturating_mul(4),
-                },
-            })?;
-        input.resize(need, 0.0);
-        scene.input_window_into(win, &mut input)?;
-        let x = Feature {
-            c: N_INPUT,
-            h: win.height,
-            w: win.width,
-            data: std::mem::take(&mut input),
+    let whole = Window::new(0, 0, lines, samples);
+    if let [(win, core)] = tiles[..] {
+        if core == whole {
+            // One piece: the tile's prediction is the scene's, with no second copy.
+            let pred = net.run_tile(tile_input(scene, win)?, win, core).await?;
+            return match after_tile(1, 1).await {
+                true => Ok(pred),
+                false => Err(InferError::Cancelled),
+            };
+        }
+    }
+    let mut pred = Prediction::empty(lines, samples, &net.architecture())?;
+    let at_once = net.tiles_at_once().max(1);
+    let mut plan = tiles.into_iter();
+    let mut running = FuturesOrdered::new();
+    let mut done = 0;
+    loop {
+        while running.len() < at_once {
+            let Some((win, core)) = plan.next() else {
+                break;
+            };
+            let x = tile_input(scene, win)?;
+            running.push_back(async move { (core, net.run_tile(x, win, core).await) });
+        }
+        let Some((core, tile)) = running.next().await else {
+            break;
         };
-        let (out, psis) = net.run(&x).await?;
-        input = x.data;
-        write_core(&mut pred, &out, win, core, regression);
-        write_attention(&mut pred, &psis, win, core);
-        if !after_tile(i + 1, total).await {
+        pred.paste(&tile?, core);
+        done += 1;
+        if !after_tile(done, total).await {
             return Err(InferError::Cancelled);
         }
     }
     Ok(pred)
+}
+
+/// The 24-channel input of a window, refused rather than aborted when memory runs out.
+fn tile_input(scene: &Scene, win: Window) -> Result<Feature, InferError> {
+    let need = N_INPUT.saturating_mul(win.pixels());
+    let mut data = try_zeros::<f32>(need).map_err(|error| InferError::OutOfMemory {
+        what: "a tile's input",
+        error,
+    })?;
+    scene.input_window_into(win, &mut data)?;
+    Ok(Feature {
+        c: N_INPUT,
+        h: win.height,
+        w: win.width,
+        data,
+    })
 }
 
 /// [`predict_scene`] with the exact CPU network, on this thread (its forward pass never
@@ -332,8 +459,21 @@ pub fn write_core(
     core: Window,
     regression: bool,
 ) {
+    write_core_at(pred, (0, 0), out, win, core, regression)
+}
+
+/// [`write_core`] into a prediction whose first pixel is scene pixel `at` (a tile's own).
+fn write_core_at(
+    pred: &mut Prediction,
+    at: (usize, usize),
+    out: &Outputs,
+    win: Window,
+    core: Window,
+    regression: bool,
+) {
     let samples = pred.samples;
-    let span = core.row * samples..(core.row + core.height) * samples;
+    let (row0, col0) = (core.row - at.0, core.col - at.1);
+    let span = row0 * samples..(row0 + core.height) * samples;
     let Prediction {
         classes,
         confidence,
@@ -363,7 +503,7 @@ pub fn write_core(
             let wr = core.row + r - win.row;
             for c in 0..core.width {
                 let at = wr * f.w + core.col + c - win.col;
-                let dst = core.col + c;
+                let dst = col0 + c;
                 if k == 0 && regression {
                     let v = f.data[at];
                     classes[dst] = v.round().clamp(0.0, 10.0) as u8;
@@ -396,6 +536,17 @@ pub fn write_core(
 /// resolution, the pooling having floored odd sizes), so a scene pixel's ψ is read bilinearly
 /// at its centre's position on that grid (half-pixel centres, edges clamped).
 pub fn write_attention(pred: &mut Prediction, psis: &[Feature], win: Window, core: Window) {
+    write_attention_at(pred, (0, 0), psis, win, core)
+}
+
+/// [`write_attention`] into a prediction whose first pixel is scene pixel `at`.
+fn write_attention_at(
+    pred: &mut Prediction,
+    at: (usize, usize),
+    psis: &[Feature],
+    win: Window,
+    core: Window,
+) {
     let levels = psis.len();
     for (k, (psi, map)) in psis.iter().zip(pred.attention.iter_mut()).enumerate() {
         if psi.h == 0 || psi.w == 0 {
@@ -415,7 +566,7 @@ pub fn write_attention(pred: &mut Prediction, psis: &[Feature], win: Window, cor
             let (r0, r1, fr) = taps(core.row + r - win.row, psi.h);
             let row = |i: usize| &psi.data[i * psi.w..(i + 1) * psi.w];
             let (a, b) = (row(r0), row(r1));
-            let dst = (core.row + r) * pred.samples + core.col;
+            let dst = (core.row - at.0 + r) * pred.samples + core.col - at.1;
             for (c, &(c0, c1, fc)) in cols.iter().enumerate() {
                 let top = a[c0] + (a[c1] - a[c0]) * fc;
                 let bottom = b[c0] + (b[c1] - b[c0]) * fc;
@@ -490,6 +641,64 @@ mod tests {
         .unwrap()
         .attention
         .is_empty());
+    }
+
+    #[test]
+    fn tile_workers_follow_the_threads_within_memory() {
+        let arch =
+            Architecture::fresh(&[16, 32, 32, 32], SicHead::Classification, Kind::Plain).unwrap();
+        let opts = InferOptions::default();
+        let side = opts.tile + 2 * opts.halo;
+        let one = (forward_peak_bytes(&arch, side, side)
+            + 24 * 4 * (side * side) as u128
+            + Prediction::bytes(opts.tile, opts.tile, &arch)
+            + 4 * arch.parameter_count() as u128) as u64;
+        assert_eq!(opts.tile_workers(&arch, 8, 100 * one), 8);
+        assert_eq!(opts.tile_workers(&arch, 8, 3 * one), 3);
+        assert_eq!(opts.tile_workers(&arch, 8, 3 * one - 1), 2);
+        // Never none: one worker runs however little memory is said to be left.
+        assert_eq!(opts.tile_workers(&arch, 8, 0), 1);
+        assert_eq!(opts.tile_workers(&arch, 0, 100 * one), 1);
+    }
+
+    #[test]
+    fn a_tile_prediction_pasted_equals_its_core_written_in_place() {
+        let arch = Architecture::fresh(&[2], SicHead::Regression, Kind::Attention).unwrap();
+        let (lines, samples) = (7, 9);
+        let win = Window::new(1, 2, 5, 6);
+        let core = Window::new(2, 4, 3, 2);
+        let mut v = 0.37f32;
+        let mut feature = |c: usize, h: usize, w: usize| Feature {
+            c,
+            h,
+            w,
+            data: (0..c * h * w)
+                .map(|_| {
+                    v = (v * 7.31 + 0.11).fract();
+                    v * 10.0 - 2.0
+                })
+                .collect(),
+        };
+        let out = Outputs {
+            sic: feature(1, win.height, win.width),
+            sod: feature(6, win.height, win.width),
+            floe: feature(7, win.height, win.width),
+        };
+        let psis = vec![feature(1, win.height, win.width)];
+        let mut direct = Prediction::empty(lines, samples, &arch).unwrap();
+        write_core(&mut direct, &out, win, core, true);
+        write_attention(&mut direct, &psis, win, core);
+        let tile = tile_prediction(&arch, &out, &psis, win, core).unwrap();
+        assert_eq!((tile.lines, tile.samples), (core.height, core.width));
+        let mut pasted = Prediction::empty(lines, samples, &arch).unwrap();
+        pasted.paste(&tile, core);
+        assert!(pasted == direct);
+        // Something was written, and only inside the core.
+        let at = |r: usize, c: usize| r * samples + c;
+        assert!(pasted.confidence[1][at(2, 4)] > 0.0);
+        assert_eq!(pasted.confidence[1][at(2, 3)], 0.0);
+        assert_eq!(pasted.confidence[1][at(5, 4)], 0.0);
+        assert!(pasted.sic_value.as_ref().unwrap()[at(4, 5)] != 0.0);
     }
 
     #[test]

@@ -6,8 +6,12 @@ use common::{assert_argmax_matches, max_abs_diff, reference, shared};
 use icelens_core::checkpoint::load_state_dict;
 use icelens_core::{npy, read_scene, Chart, ReadLimits};
 use icelens_model::cpu::Feature;
-use icelens_model::infer::plan_tiles;
-use icelens_model::{infer_scene, InferOptions, SicHead, UNet};
+use icelens_model::infer::{plan_tiles, tile_prediction};
+use icelens_model::unet::Outputs;
+use icelens_model::{
+    infer_scene, predict_scene, Architecture, Forward, InferError, InferOptions, Prediction,
+    SicHead, UNet,
+};
 
 fn marinara() -> UNet {
     let sd = load_state_dict("pizza_marinara.pt", &reference("pizza_marinara.pt")).unwrap();
@@ -148,6 +152,94 @@ fn tiled_runs_agree_with_whole_runs_and_can_be_cancelled() {
     });
     assert_eq!(cancelled.unwrap_err(), icelens_model::InferError::Cancelled);
     assert_eq!(n, 2);
+}
+
+/// The exact network behind a pool of `at_once` workers, as the page's CPU path has: each
+/// tile waits once before it runs (as a worker's answer does), and the most tiles ever under
+/// way together are counted.
+struct Pool<'a> {
+    net: &'a UNet,
+    at_once: usize,
+    under_way: std::cell::Cell<usize>,
+    most: std::cell::Cell<usize>,
+}
+
+/// Pending once, then ready: lets the other tiles of the loop start.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+impl Forward for Pool<'_> {
+    fn architecture(&self) -> Architecture {
+        self.net.arch.clone()
+    }
+
+    async fn run(&self, x: &Feature) -> Result<(Outputs, Vec<Feature>), InferError> {
+        self.net.run(x).await
+    }
+
+    fn tiles_at_once(&self) -> usize {
+        self.at_once
+    }
+
+    async fn run_tile(
+        &self,
+        x: Feature,
+        win: icelens_core::input::Window,
+        core: icelens_core::input::Window,
+    ) -> Result<Prediction, InferError> {
+        self.under_way.set(self.under_way.get() + 1);
+        self.most.set(self.most.get().max(self.under_way.get()));
+        YieldOnce(false).await;
+        let (out, psis) = self.net.forward_with_attention(&x);
+        self.under_way.set(self.under_way.get() - 1);
+        tile_prediction(&self.net.arch, &out, &psis, win, core)
+    }
+}
+
+#[test]
+fn tiles_under_way_together_stitch_to_the_same_prediction_in_plan_order() {
+    let net = marinara();
+    let name = "20190412T103015_dmi_prep.nc";
+    let bytes = std::fs::read(shared().join("fixtures").join(name)).unwrap();
+    let scene = read_scene(name, bytes, &ReadLimits::default()).unwrap();
+    // 600 x 500 in 128 px tiles: 20 tiles, so a pool of 3 has work to share.
+    let opts = InferOptions {
+        tile: 128,
+        halo: 64,
+        whole_scene_max_pixels: 0,
+    };
+    let one_by_one = infer_scene(&net, &scene, &opts, &mut |_, _| true).unwrap();
+    for at_once in [1, 3] {
+        let pool = Pool {
+            net: &net,
+            at_once,
+            under_way: 0.into(),
+            most: 0.into(),
+        };
+        let mut seen = vec![];
+        let pred = icelens_model::block_on(predict_scene(&pool, &scene, &opts, async |d, t| {
+            seen.push((d, t));
+            true
+        }))
+        .unwrap();
+        assert_eq!(pool.most.get(), at_once);
+        assert_eq!(seen, (1..=20).map(|d| (d, 20)).collect::<Vec<_>>());
+        assert!(pred == one_by_one, "{at_once} tiles at once differ");
+    }
 }
 
 /// The comparison helpers themselves: a NaN anywhere fails a tolerance check, and one wrong
