@@ -25,9 +25,11 @@ for i in 1 2 3; do
   icelens synth --out "$work/held-out" --size 384 384 --seed $((300 + i)) \
     --stamp "20210${i}20T120000" --service dmi >/dev/null
 done
+started=$SECONDS
 icelens finetune --filters 8,16,32 "$work"/train/*.nc --out models/icelens-demo.bpk \
   --patches 160 --patch-size 128 --batch 8 --epochs 12 --steps 12 --lr 3e-3 --val 0.2 \
   --patience 4 --seed 7 \
   --note data="10 synthetic scenes from icelens synth (384 x 384, seeds 201-210)" \
   --note purpose="demo only: trained on synthetic data, not on real ice"
 icelens evaluate --model models/icelens-demo.bpk "$work"/held-out/*.nc
+echo "training took $((SECONDS - started)) s (the README's demo training time)"
