@@ -255,7 +255,9 @@ async function benchFirstLoad(port, out) {
 }
 
 async function openPageOn(browser, port) {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  // No service worker: requests it makes would escape the routes below (and the demo model
+  // would load after all, and take the scene's runs).
+  const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, serviceWorkers: 'block' });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   return setup(page, errors, port);

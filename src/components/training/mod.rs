@@ -9,181 +9,30 @@
 //! compares it with the original, and it exports as `.pt`, safetensors or burnpack.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use icelens_core::breakdown::{condition_mask, Accumulator, Dimension};
+use icelens_core::breakdown::{condition_mask, Dimension};
 use icelens_core::checkpoint::{write_burnpack, write_safetensors, write_torch};
 use icelens_core::input::Window;
 use icelens_core::metrics::Scores;
 use icelens_core::plots::loss_svg;
-use icelens_core::{Chart, Scene};
+use icelens_core::Scene;
 use icelens_model::burn::tensor::Device;
-use icelens_model::train::{Baseline, Freeze, TrainConfig, Trainer, ValReport};
-use icelens_model::{
-    balance_weights, prepare_from, share_weights, Architecture, Area, BurnUNet, Kind, SicHead,
-    Source,
-};
+use icelens_model::train::{Freeze, TrainConfig};
+use icelens_model::{balance_weights, share_weights, Area, SicHead};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::browser::files::download;
-use crate::browser::picture::draw;
-use crate::inference::{self, Model, Run};
-use crate::layers::{layer_rgba, Layer};
+use crate::inference;
 use crate::state::AppState;
+use compare::BeforeAfter;
+use run::{num, AreaChoice, History, Outcome, Phase, Settings, Start, TrainOn, MAX_PATCH_BYTES};
 
-/// Patch pixels × 24 channels × 4 bytes above which a run is refused: the patches live in
-/// wasm memory next to the scenes.
-const MAX_PATCH_BYTES: usize = 512 * 1024 * 1024;
-
-/// What the patches are drawn from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AreaChoice {
-    Scenes,
-    View,
-    Condition,
-}
-
-/// Where the training arithmetic runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TrainOn {
-    /// burn's wgpu backend on the browser's WebGPU: asynchronous, the page stays fluid.
-    WebGpu,
-    /// burn's flex backend in wasm: works in every browser, but each step holds the page's
-    /// thread while it runs.
-    Cpu,
-}
-
-/// What the network starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Start {
-    Loaded,
-    Scratch,
-    Smaller,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Phase {
-    Idle,
-    Preparing(String),
-    Running,
-    Paused,
-    Done,
-    Cancelled,
-    Failed(String),
-}
-
-impl Phase {
-    fn busy(&self) -> bool {
-        matches!(self, Phase::Preparing(_) | Phase::Running | Phase::Paused)
-    }
-}
-
-/// The losses and validations of the run on screen.
-#[derive(Debug, Clone, Default)]
-struct History {
-    steps: Vec<(usize, f32)>,
-    /// Validations with the step count they came after.
-    epochs: Vec<(usize, ValReport)>,
-    before: Option<Baseline>,
-    total_steps: usize,
-    started: f64,
-    /// Wall-clock seconds of every training step.
-    step_seconds: Vec<f64>,
-    patches: (usize, usize),
-    /// Each chosen scene's share of the draws (its sampling weight over the sum).
-    draws: Vec<(String, f64)>,
-    /// With "the area in view": the scene (its id) and the rectangle the patches came from.
-    area: Option<(String, Window)>,
-}
-
-impl History {
-    /// Mean seconds a step, leaving out the first (it compiles the GPU kernels) when there
-    /// are others.
-    fn mean_step_seconds(&self) -> Option<f64> {
-        let s = match self.step_seconds.len() {
-            0 => return None,
-            1 => &self.step_seconds[..],
-            _ => &self.step_seconds[1..],
-        };
-        Some(s.iter().sum::<f64>() / s.len() as f64)
-    }
-}
-
-/// A finished run: the original model, the fine-tuned one and the scenes it learnt from.
-#[derive(Clone)]
-struct Outcome {
-    original: String,
-    tuned: Arc<Model>,
-    scenes: Vec<String>,
-}
-
-/// The form, read when a run starts.
-#[derive(Debug, Clone)]
-struct Settings {
-    area: AreaChoice,
-    start: Start,
-    filters: String,
-    regression: bool,
-    /// Attention gates in a new network (scratch or grown; gates start fresh).
-    attention: bool,
-    patches: usize,
-    config: TrainConfig,
-    balance: Option<Dimension>,
-    /// With `balance`: the atlas's test share of every group (and the atlas's source), to
-    /// draw groups with instead of equally.
-    shares: Option<(String, BTreeMap<String, f64>)>,
-}
-
-/// Pooled scores of a model over scenes, from the page's runs: `None` until every scene has
-/// been run with it.
-fn pooled(
-    model: &str,
-    scenes: &[Arc<Scene>],
-    run_of: &dyn Fn(&Scene) -> Option<Arc<Run>>,
-) -> Option<Scores> {
-    if scenes.is_empty() {
-        return None;
-    }
-    let mut acc = Accumulator::new(model, &[]);
-    for s in scenes {
-        let r = run_of(s)?;
-        let p = &r.prediction;
-        acc.add_scene(
-            s,
-            [
-                p.chart(Chart::SIC),
-                p.chart(Chart::SOD),
-                p.chart(Chart::FLOE),
-            ],
-        )
-        .ok()?;
-    }
-    Some(acc.scores())
-}
-
-fn unique_name(base: &str, taken: &[Arc<Model>]) -> String {
-    let stem = base
-        .trim_end_matches(".pt")
-        .trim_end_matches(".pth")
-        .trim_end_matches(".safetensors")
-        .trim_end_matches(".bpk");
-    let mut name = format!("{stem} fine-tuned");
-    let mut k = 2;
-    while taken.iter().any(|m| m.name == name) {
-        name = format!("{stem} fine-tuned {k}");
-        k += 1;
-    }
-    name
-}
-
-fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("{what}: \"{s}\" is not a valid number"))
-}
+mod compare;
+mod run;
 
 /// Fine-tuning: the form, the run with its live losses, and the before/after comparison.
 #[component]
@@ -429,103 +278,22 @@ pub fn TrainingPanel() -> impl IntoView {
         let (paused, cancelled) = (run_paused.clone(), run_cancelled.clone());
         spawn_local(async move {
             inference::yield_to_browser().await;
-            let result = async {
-                let sources: Vec<Source> = chosen
-                    .iter()
-                    .zip(areas)
-                    .zip(&weights)
-                    .map(|((s, area), w)| Source {
-                        scene: s.as_ref(),
-                        area,
-                        weight: *w,
-                    })
-                    .collect();
-                let (train, val) = prepare_from(&sources, settings.patches, &settings.config)?;
-                history.update(|h| h.patches = (train.len(), val.len()));
-                let sic = if settings.regression {
-                    SicHead::Regression
-                } else {
-                    SicHead::Classification
-                };
-                let kind = if settings.attention {
-                    Kind::Attention
-                } else {
-                    Kind::Plain
-                };
-                let seed = settings.config.seed;
-                let net = match (settings.start, &base) {
-                    (Start::Loaded, Some(m)) => BurnUNet::from_state_dict(&m.state, &device)?,
-                    (Start::Smaller, Some(m)) => {
-                        let f = Architecture::parse_filters(&settings.filters)?;
-                        let arch = Architecture::fresh(&f, sic, kind)?;
-                        BurnUNet::from_smaller(&m.state, &arch, seed, &device)?.0
-                    }
-                    _ => {
-                        let f = Architecture::parse_filters(&settings.filters)?;
-                        BurnUNet::new(&Architecture::fresh(&f, sic, kind)?, seed, &device)
-                    }
-                };
-                let mut trainer = Trainer::new(net, settings.config.clone(), train, val)?;
-                phase.set(Phase::Preparing("validating the starting model".into()));
-                inference::yield_to_browser().await;
-                let before = trainer.baseline().await?;
-                history.update(|h| h.before = before);
-                phase.set(Phase::Running);
-                while !trainer.finished() && !cancelled.get() {
-                    while paused.get() && !cancelled.get() {
-                        gloo_timers::future::TimeoutFuture::new(150).await;
-                    }
-                    if cancelled.get() {
-                        break;
-                    }
-                    if trainer.epoch_done() {
-                        let v = trainer.validate().await?;
-                        let at = trainer.state().step;
-                        history.update(|h| h.epochs.push((at, v)));
-                    } else {
-                        let t0 = js_sys::Date::now();
-                        let s = trainer.step().await?;
-                        let secs = (js_sys::Date::now() - t0) / 1000.0;
-                        history.update(|h| {
-                            h.steps.push((s.step, s.loss));
-                            h.step_seconds.push(secs);
-                        });
-                    }
-                    inference::yield_to_browser().await;
-                }
-                let state = trainer.state().clone();
-                let Some(best_epoch) = state.best_epoch else {
-                    return Ok::<_, String>(None);
-                };
-                let mut sd = trainer.best_model().to_state_dict().await?;
-                sd.epoch = Some(best_epoch as i64 + 1);
-                let origin = match (&settings.start, &base) {
-                    (Start::Scratch, _) | (_, None) => format!("from scratch, filters {}", settings.filters),
-                    (Start::Smaller, Some(m)) => format!("from {} grown to filters {}", m.name, settings.filters),
-                    (Start::Loaded, Some(m)) => format!("from {}", m.name),
-                };
-                sd.metadata.insert(
-                    "trained_with".into(),
-                    format!(
-                        "icelens page: fine-tuned {origin} on {} ({} patches of {} px), best validation loss {:.4} at epoch {}",
-                        chosen.iter().map(|s| s.meta.scene.as_str()).collect::<Vec<_>>().join(", "),
-                        settings.patches,
-                        settings.config.patch_size,
-                        state.best_loss.unwrap_or(f32::NAN),
-                        best_epoch + 1
-                    ),
-                );
-                let name = models.with_untracked(|v| {
-                    unique_name(base.as_ref().map_or("icelens", |m| m.name.as_str()), v)
-                });
-                let tuned = Arc::new(inference::model_from_state(&name, sd)?);
-                Ok(Some(Outcome {
-                    original: base.as_ref().map(|m| m.name.clone()).unwrap_or_default(),
-                    tuned,
-                    scenes: chosen.iter().map(|s| s.file.clone()).collect(),
-                }))
-            }
-            .await;
+            let job = run::Job {
+                settings,
+                base,
+                device,
+                chosen,
+                areas,
+                weights,
+                models,
+            };
+            let live = run::Live {
+                history,
+                phase,
+                paused,
+                cancelled: cancelled.clone(),
+            };
+            let result = run::train(job, live).await;
             match result {
                 Ok(Some(o)) => {
                     models.update(|v| v.push(o.tuned.clone()));
@@ -737,167 +505,5 @@ pub fn TrainingPanel() -> impl IntoView {
             </table>
             {move || outcome.get().map(|o| view! { <BeforeAfter outcome=o export=export /> })}
         </section>
-    }
-}
-
-/// Scores and maps of the original and the fine-tuned model side by side, and the exports.
-#[component]
-fn BeforeAfter(
-    outcome: Outcome,
-    export: impl Fn(&'static str) + Copy + Send + Sync + 'static,
-) -> impl IntoView {
-    let app: AppState = expect_context();
-    let AppState {
-        scenes,
-        current,
-        models,
-        ..
-    } = app;
-    let original = outcome.original.clone();
-    let tuned = outcome.tuned.name.clone();
-    let trained_on: HashSet<String> = outcome.scenes.iter().cloned().collect();
-    let has_original = {
-        let o = original.clone();
-        move || models.with(|v| v.iter().any(|m| m.name == o))
-    };
-    let groups = {
-        let (original, tuned) = (original.clone(), tuned.clone());
-        move || {
-            let labelled: Vec<Arc<Scene>> = scenes
-                .get()
-                .into_iter()
-                .filter(|s| s.has_charts())
-                .collect();
-            let (inside, outside): (Vec<_>, Vec<_>) = labelled
-                .into_iter()
-                .partition(|s| trained_on.contains(&s.file));
-            [("training scenes", inside), ("other scenes", outside)]
-                .into_iter()
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(label, v)| {
-                    let of = |name: &str| {
-                        pooled(name, &v, &|s: &Scene| {
-                            let s = v.iter().find(|x| x.file == s.file)?.clone();
-                            app.run_of(&s, name)
-                        })
-                    };
-                    (label, v.len(), of(&original), of(&tuned))
-                })
-                .collect::<Vec<_>>()
-        }
-    };
-    let chart = RwSignal::new(Chart::SOD);
-    let before_canvas = NodeRef::<leptos::html::Canvas>::new();
-    let after_canvas = NodeRef::<leptos::html::Canvas>::new();
-    {
-        let (original, tuned) = (original.clone(), tuned.clone());
-        Effect::new(move |_| {
-            let Some(s) = scenes.with(|v| v.get(current.get()).cloned()) else {
-                return;
-            };
-            let c = chart.get();
-            for (node, name) in [(before_canvas, &original), (after_canvas, &tuned)] {
-                let (Some(canvas), Some(run)) = (node.get(), app.run_of(&s, name)) else {
-                    continue;
-                };
-                if let Some(rgba) =
-                    layer_rgba(&s, Some(&run.prediction), None, Layer::Prediction(c))
-                {
-                    draw(&canvas, &rgba, s.samples, s.lines);
-                }
-            }
-        });
-    }
-    let fmt = |s: Option<Scores>, f: fn(&Scores) -> f64| {
-        s.map_or("…".to_string(), |s| format!("{:.1}", f(&s)))
-    };
-    view! {
-        <div class="before-after" data-testid="train-compare">
-            <h3>"Before and after"</h3>
-            {move || (!has_original()).then(|| view! { <p class="hint">"The original model is no longer loaded: only the fine-tuned one is scored."</p> })}
-            <table>
-                <thead><tr><th>"scenes"</th><th>"model"</th><th>"SIC R²"</th><th>"SOD F1"</th><th>"FLOE F1"</th><th>"combined"</th></tr></thead>
-                <tbody>
-                    {move || groups().into_iter().flat_map(|(label, n, a, b)| {
-                        let diff = match (a, b) { (Some(a), Some(b)) => Some(b.combined - a.combined), _ => None };
-                        [
-                            view! { <tr data-testid="train-compare-row" data-group=label data-which="before" data-combined=a.map(|s| s.combined.to_string()).unwrap_or_default()>
-                                <td rowspan="2">{format!("{label} ({n})")}</td><td>"before"</td>
-                                <td>{fmt(a, |s| s.SIC)}</td><td>{fmt(a, |s| s.SOD)}</td><td>{fmt(a, |s| s.FLOE)}</td><td>{fmt(a, |s| s.combined)}</td>
-                            </tr> }.into_any(),
-                            view! { <tr data-testid="train-compare-row" data-group=label data-which="after" data-combined=b.map(|s| s.combined.to_string()).unwrap_or_default()>
-                                <td>"after"</td>
-                                <td>{fmt(b, |s| s.SIC)}</td><td>{fmt(b, |s| s.SOD)}</td><td>{fmt(b, |s| s.FLOE)}</td>
-                                <td>{fmt(b, |s| s.combined)}
-                                    {diff.map(|d| view! { <span class={if d > 0.0 { "diff better" } else if d < 0.0 { "diff worse" } else { "diff" }}>{format!(" {d:+.1}")}</span> })}
-                                </td>
-                            </tr> }.into_any(),
-                        ]
-                    }).collect::<Vec<_>>()}
-                </tbody>
-            </table>
-            <div class="maps">
-                <label>"Map "
-                    <select on:change=move |ev| chart.set(match event_target_value(&ev).as_str() { "SIC" => Chart::SIC, "FLOE" => Chart::FLOE, _ => Chart::SOD })>
-                        <option value="SOD">"SOD"</option>
-                        <option value="SIC">"SIC"</option>
-                        <option value="FLOE">"FLOE"</option>
-                    </select>
-                </label>
-                <div class="side-by-side">
-                    <figure><canvas node_ref=before_canvas data-testid="train-map-before"></canvas><figcaption>{original.clone()}</figcaption></figure>
-                    <figure><canvas node_ref=after_canvas data-testid="train-map-after"></canvas><figcaption>{tuned.clone()}</figcaption></figure>
-                </div>
-            </div>
-            <div class="train-export">
-                "Export the fine-tuned model: "
-                <button data-testid="train-export-pt" on:click=move |_| export("pt")>".pt (PyTorch)"</button>
-                <button data-testid="train-export-safetensors" on:click=move |_| export("safetensors")>"safetensors"</button>
-                <button data-testid="train-export-bpk" on:click=move |_| export("bpk")>"burnpack"</button>
-            </div>
-        </div>
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use icelens_model::{block_on, Architecture, BurnUNet, Kind, SicHead};
-
-    fn model(name: &str) -> Arc<Model> {
-        let arch = Architecture::fresh(&[2], SicHead::Classification, Kind::Plain).unwrap();
-        let net = BurnUNet::new(&arch, 1, &Device::flex());
-        let sd = block_on(net.to_state_dict()).unwrap();
-        Arc::new(crate::model::model_from_state(name, sd).unwrap())
-    }
-
-    #[test]
-    fn a_fine_tuned_model_gets_a_name_of_its_own() {
-        assert_eq!(
-            unique_name("icelens-demo.bpk", &[]),
-            "icelens-demo fine-tuned"
-        );
-        assert_eq!(unique_name("m.pth", &[]), "m fine-tuned");
-        let taken = [model("m fine-tuned"), model("m fine-tuned 2")];
-        assert_eq!(unique_name("m.pt", &taken), "m fine-tuned 3");
-    }
-
-    #[test]
-    fn the_step_time_leaves_out_the_first_step_when_there_are_others() {
-        let mut h = History::default();
-        assert_eq!(h.mean_step_seconds(), None);
-        h.step_seconds = vec![5.0];
-        assert_eq!(h.mean_step_seconds(), Some(5.0));
-        h.step_seconds = vec![5.0, 1.0, 2.0];
-        assert_eq!(h.mean_step_seconds(), Some(1.5));
-    }
-
-    #[test]
-    fn form_numbers_are_parsed_or_named() {
-        assert_eq!(num::<usize>(" 12 ", "patches"), Ok(12));
-        assert_eq!(
-            num::<f64>("1e-3x", "learning rate"),
-            Err("learning rate: \"1e-3x\" is not a valid number".into())
-        );
     }
 }
