@@ -12,7 +12,8 @@
 //
 // Environment: DIST (default <repo>/dist), LARGE, FIXTURE, FIXTURE2, MODEL, MID (a mid-size
 // scene; skipped when unset), LARGE_CPU_S (default 300), WEBGPU_TIMEOUT_S (default 300),
-// OUT_JSON (default bench/out/browser/results.json), ONLY (first,large,small), WEBGPU=0 (no WebGPU
+// OUT_JSON (default bench/out/browser/results.json), ONLY (first,large,small), THREADS (the
+// threads the browser reports, default the machine's), WEBGPU=0 (no WebGPU
 // runs), CHROMIUM.
 'use strict';
 const fs = require('node:fs');
@@ -268,6 +269,10 @@ async function setup(page, errors, port) {
   // model would otherwise run over every dropped scene first, on the same cores).
   await page.route('**/assets/demo/**', (r) => r.abort());
   await page.route('**/models/icelens-demo.bpk', (r) => r.abort());
+  // THREADS=n: the browser reports n threads, so the page runs n CPU workers.
+  if (process.env.THREADS) {
+    await page.addInitScript(`Object.defineProperty(Navigator.prototype, 'hardwareConcurrency', { get: () => ${Number(process.env.THREADS)} });`);
+  }
   await page.addInitScript(() => {
     window.__bench = { t0: null, picture: null, expect: null };
     addEventListener('TrunkApplicationStarted', (e) => { window.__wasm = e.detail.wasm; });
