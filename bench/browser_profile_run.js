@@ -5,29 +5,18 @@
 //
 //   DIST=/path/to/dist node bench/browser_profile_run.js [SCENE] [MODEL]
 'use strict';
-const http = require('node:http');
-const fs = require('node:fs');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..');
-const { launch } = require(path.join(ROOT, 'e2e', 'harness.js'));
+const { launch, serve } = require(path.join(ROOT, 'e2e', 'harness.js'));
 const DIST = path.resolve(process.env.DIST || path.join(ROOT, 'dist'));
 const SHARED = process.env.ICELENS_SHARED || path.resolve(ROOT, '..', 'shared');
 const SCENE = process.argv[2] || path.join(__dirname, 'out', 'scene_5000x5200', '20190412T103015_dmi_prep.nc');
 const MODEL = process.argv[3] || path.join(SHARED, 'reference', 'pizza_marinara.pt');
 const PROFILE_S = Number(process.env.PROFILE_S || 20);
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css' };
 
 (async () => {
-  const server = http.createServer((req, res) => {
-    let file = path.normalize(path.join(DIST, decodeURIComponent(new URL(req.url, 'http://x').pathname)));
-    if (!file.startsWith(DIST)) { res.writeHead(403); return res.end(); }
-    if (fs.existsSync(file) && fs.statSync(file).isDirectory()) file = path.join(file, 'index.html');
-    if (!fs.existsSync(file)) { res.writeHead(404); return res.end(); }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const server = await serve(DIST);
   const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, serviceWorkers: 'block' });
