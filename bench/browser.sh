@@ -115,6 +115,10 @@ const L = r.large;
 if (L) {
   const mpx = (L.lines * L.samples) / 1e6;
   rows.push([`drop -> first SAR picture, ${L.lines} x ${L.samples} netCDF-4 (${(L.file_bytes / MiB).toFixed(0)} MiB)`, `${f(L.drop_to_picture_s)} s`, `${f(mpx / L.drop_to_picture_s, 1)} Mpx/s`]);
+  const ph = L.phases || {};
+  const at = (k) => (ph[k] === undefined ? '?' : f(ph[k]));
+  if (L.drop_to_scene_s != null) rows.push(['  drop -> the whole scene in (charts, inspector; its SAR canvas drawn)', `${f(L.drop_to_scene_s)} s`, '']);
+  if (ph.decoded !== undefined) rows.push([`  the way (s from the drop): workers ready ${at('worker')}, file read ${at('read')}, picture decoded ${at('picture-decoded')}, drawn ${at('picture-ahead')}; all decoded ${at('decoded')}, in the page ${at('scene')}, drawn ${at('picture')}`, '', 'decoding workers: one per thread, up to 4']);
   rows.push(['  wasm linear memory after decode (never shrinks: the peak)', mb(L.wasm_after_decode), '']);
   rows.push(['  renderer process peak RSS after decode (VmHWM)', mb(L.renderer_hwm_after_decode), `before drop ${mb(L.renderer_hwm_before)}`]);
   if (L.cpu) {

@@ -15,7 +15,7 @@ const SCENE = process.argv[2] || path.join(__dirname, 'out', 'scene_5000x5200', 
   const server = await serve(DIST);
   const browser = await launch();
   try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 }, serviceWorkers: 'block' });
     await page.route('**/assets/demo/**', (r) => r.abort());
     await page.goto(`http://127.0.0.1:${server.address().port}/`);
     await page.locator('[data-testid="backend"]').waitFor();

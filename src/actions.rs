@@ -34,6 +34,9 @@ pub fn start(app: AppState) {
     find_webgpu(app);
     run_missing(app);
     write_package_when_ready(app);
+    // Decoding workers wait ready for the first dropped file, started once the page's own
+    // first picture has had the cores.
+    gloo_timers::callback::Timeout::new(1500, decode::keep_spares).forget();
 }
 
 /// The view named in the URL fragment, applied as its scene and model arrive; then the
@@ -206,6 +209,8 @@ pub fn open_files(app: AppState, files: Vec<web_sys::File>) {
         errors,
         loading,
         file_progress,
+        picture_ahead,
+        sar_view,
         ..
     } = app;
     for file in files {
@@ -217,11 +222,13 @@ pub fn open_files(app: AppState, files: Vec<web_sys::File>) {
                 let label = name.clone();
                 let result = decode::decode(
                     file,
+                    sar_view.get_untracked(),
                     move |p| {
                         file_progress.update(|m| {
                             m.insert(label.clone(), p);
                         })
                     },
+                    move |p| picture_ahead.set(Some(Arc::new(p))),
                     move |bytes| room(app, bytes),
                 )
                 .await;
@@ -229,11 +236,19 @@ pub fn open_files(app: AppState, files: Vec<web_sys::File>) {
                     m.remove(&name);
                 });
                 match result {
+                    // The viewer takes the picture drawn ahead over when it shows the scene.
                     Ok(s) => {
                         scenes.update(|v| v.push(Arc::new(s)));
                         current.set(scenes.with_untracked(|v| v.len() - 1));
                     }
-                    Err(e) => errors.update(|v| v.push(e)),
+                    Err(e) => {
+                        if picture_ahead
+                            .with_untracked(|p| p.as_ref().is_some_and(|p| p.file == name))
+                        {
+                            picture_ahead.set(None);
+                        }
+                        errors.update(|v| v.push(e))
+                    }
                 }
                 loading.update(|l| l.retain(|n| *n != name));
             } else {

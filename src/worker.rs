@@ -3,7 +3,7 @@
 //! A real scene is a 100-200 MB netCDF-4 file whose decoding takes seconds and briefly needs
 //! its bytes and its arrays together. Here that happens in a worker with its own wasm memory:
 //! the page keeps answering, and a file that is too much for memory kills this worker, not
-//! the tab. The page starts one worker per file and ends it afterwards, which also hands
+//! the tab. The page starts its decoding workers for each file and ends them afterwards, which hands
 //! the decoding's memory back to the browser (wasm memory never shrinks).
 //!
 //! It also runs the network on the CPU for the page, tile by tile, so that a tile's second of
@@ -11,8 +11,12 @@
 //! thread, sends each model to each once, then the input of every tile; a worker answers
 //! with what the page keeps of the tile's core (classes, confidences, ψ), not the logits.
 //!
+//! A scene is decoded by several such workers at once, each with the file open and a share
+//! of its seven big arrays (`icelens_core::transfer::share_out`), as the native reader
+//! decodes them on several threads.
+//!
 //! The messages are `icelens_core::messages` (`ToWorker` in, `FromWorker` out), one
-//! definition for both sides: decode a scene file, keep a model, check a dropped checkpoint,
+//! definition for both sides: decode (part of) a scene file, keep a model, check a dropped checkpoint,
 //! run a tile. Any failure answers `Error` with the request's id; a panic, `Error` without
 //! one, before the worker ends.
 //!
@@ -34,21 +38,21 @@ mod run {
     use icelens_core::checkpoint::load_state_dict;
     use icelens_core::input::{Window, N_INPUT};
     use icelens_core::messages::{FromWorker, ToWorker};
-    use icelens_core::transfer::{split, Array};
-    use icelens_core::{read_scene, ReadLimits};
+    use icelens_core::render::{sar_rgba_of, SarView};
+    use icelens_core::transfer::{split_small, Array};
+    use icelens_core::{ReadLimits, SceneFile};
     use icelens_model::cpu::Feature;
     use icelens_model::infer::tile_prediction;
     use icelens_model::UNet;
     use js_sys::{Array as JsArray, Reflect, Uint8Array};
     use wasm_bindgen::prelude::*;
     use wasm_bindgen::JsCast;
-    use wasm_bindgen_futures::JsFuture;
 
     use crate::js::{call, js_err, post_message, received};
 
     /// Bytes read per slice of the file: small enough for smooth progress, large enough that
     /// the per-slice cost does not matter.
-    const CHUNK: f64 = 8.0 * 1024.0 * 1024.0;
+    const CHUNK: f64 = 16.0 * 1024.0 * 1024.0;
     /// The page refuses larger files before sending them; checked again here.
     const MAX_FILE_BYTES: f64 = 600.0 * 1024.0 * 1024.0;
 
@@ -69,12 +73,10 @@ mod run {
         );
     }
 
-    fn call0(o: &JsValue, name: &str) -> Result<JsValue, String> {
-        call(o, name, &[]).map_err(js_err)
-    }
-
-    /// Reads a `File` in slices, reporting progress.
-    async fn read(file: &JsValue, name: &str) -> Result<Vec<u8>, String> {
+    /// Reads a `File` in slices, reporting progress. `FileReaderSync` (workers only) reads
+    /// each slice without a promise's round trip through the event loop: with 8 MB slices
+    /// read by promise, reading a 114 MB scene took about half a second.
+    fn read(file: &JsValue, name: &str) -> Result<Vec<u8>, String> {
         let size = Reflect::get(file, &"size".into())
             .ok()
             .and_then(|s| s.as_f64())
@@ -86,6 +88,12 @@ mod run {
                 MAX_FILE_BYTES / 1e6
             ));
         }
+        let cannot = |e: JsValue| format!("{name}: cannot be read ({})", js_err(e));
+        let reader_class: js_sys::Function =
+            Reflect::get(&js_sys::global(), &"FileReaderSync".into())
+                .and_then(|c| c.dyn_into())
+                .map_err(|_| format!("{name}: this browser cannot read files in a worker"))?;
+        let reader = Reflect::construct(&reader_class, &JsArray::new()).map_err(cannot)?;
         let mut bytes = vec![0u8; size as usize];
         let slice = Reflect::get(file, &"slice".into())
             .and_then(|f| f.dyn_into::<js_sys::Function>())
@@ -93,16 +101,8 @@ mod run {
         let mut at = 0.0;
         while at < size {
             let end = (at + CHUNK).min(size);
-            let part = slice
-                .call2(file, &at.into(), &end.into())
-                .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
-            let promise: js_sys::Promise = call0(&part, "arrayBuffer")
-                .map_err(|e| format!("{name}: cannot be read ({e})"))?
-                .dyn_into()
-                .map_err(|_| format!("{name}: cannot be read"))?;
-            let buffer = JsFuture::from(promise)
-                .await
-                .map_err(|e| format!("{name}: cannot be read ({})", js_err(e)))?;
+            let part = slice.call2(file, &at.into(), &end.into()).map_err(cannot)?;
+            let buffer = call(&reader, "readAsArrayBuffer", &[&part]).map_err(cannot)?;
             let chunk = Uint8Array::new(&buffer);
             if chunk.length() as f64 != end - at {
                 return Err(format!("{name}: changed while it was read"));
@@ -194,29 +194,92 @@ mod run {
         Ok((msg, arrays, transfer))
     }
 
-    /// Reads and decodes a scene `File`: its header and arrays, the buffers to transfer.
-    async fn decode(file: &JsValue) -> Result<(String, JsArray, JsArray), String> {
+    /// Reads a scene `File` and decodes its big arrays `wanted` (those the scene has), and
+    /// its small parts when `small`: the reply, its arrays and the buffers to transfer. Each
+    /// array is copied out of wasm memory once and freed here at once, except HH (and HV)
+    /// when `picture` asks for the SAR picture: it is drawn from them and sent first.
+    async fn decode(
+        file: &JsValue,
+        wanted: &[usize],
+        small: bool,
+        picture: Option<SarView>,
+    ) -> Result<(FromWorker, JsArray, JsArray), String> {
         let name = Reflect::get(file, &"name".into())
             .ok()
             .and_then(|n| n.as_string())
             .unwrap_or_else(|| "file".into());
-        let bytes = read(file, &name).await?;
-        progress("decoding", 0.0, 1.0);
-        let scene = read_scene(&name, bytes, &ReadLimits::default()).map_err(|e| e.to_string())?;
-        progress("decoding", 1.0, 1.0);
-        let parts = split(scene);
-        let arrays = JsArray::new();
-        let transfer = JsArray::new();
-        for a in parts.arrays {
-            // Each array is copied out of wasm memory once and freed here at once.
+        let bytes = read(file, &name)?;
+        let scene =
+            SceneFile::open(&name, bytes, &ReadLimits::default()).map_err(|e| e.to_string())?;
+        let mine: Vec<usize> = wanted
+            .iter()
+            .copied()
+            .filter(|i| *i < scene.big_arrays())
+            .collect();
+        let picture = picture.filter(|v| v.arrays().iter().all(|i| mine.contains(i)));
+        let (arrays, transfer) = (JsArray::new(), JsArray::new());
+        let push = |a: Array| -> Result<(), String> {
             let js: JsValue = match a {
                 Array::F32(v) => js_sys::Float32Array::from(v.as_slice()).into(),
                 Array::U8(v) => Uint8Array::from(v.as_slice()).into(),
             };
             transfer.push(&Reflect::get(&js, &"buffer".into()).map_err(js_err)?);
             arrays.push(&js);
+            Ok(())
+        };
+        let steps = mine.len() + usize::from(small);
+        let mut done = 0;
+        let mut step = || {
+            done += 1;
+            progress("decoding", done as f64, steps as f64);
+        };
+        progress("decoding", 0.0, steps as f64);
+        let header = if small {
+            let (header, coarse) =
+                split_small(&scene, scene.read_small().map_err(|e| e.to_string())?);
+            coarse.into_iter().try_for_each(push)?;
+            step();
+            Some(header)
+        } else {
+            None
+        };
+        // HH (and HV) are kept until the picture is drawn from them.
+        let mut held: Vec<Array> = Vec::new();
+        for i in &mine {
+            let a = scene.read_big(*i).map_err(|e| e.to_string())?;
+            step();
+            let Some(view) = picture.filter(|v| v.arrays().contains(i)) else {
+                push(a)?;
+                continue;
+            };
+            held.push(a);
+            if held.len() == view.arrays().len() {
+                match held.as_slice() {
+                    [Array::F32(hh)] => send_picture(scene.size(), &sar_rgba_of(hh, hh, view)),
+                    [Array::F32(hh), Array::F32(hv)] => {
+                        send_picture(scene.size(), &sar_rgba_of(hh, hv, view))
+                    }
+                    _ => {}
+                }
+                held.drain(..).try_for_each(push)?;
+            }
         }
-        Ok((parts.header, arrays, transfer))
+        let msg = FromWorker::Scene {
+            header,
+            arrays: mine,
+        };
+        Ok((msg, arrays, transfer))
+    }
+
+    /// Sends the SAR picture (RGBA), its buffer transferred.
+    fn send_picture((lines, samples): (usize, usize), rgba: &[u8]) {
+        let data = Uint8Array::from(rgba);
+        let transfer = JsArray::of1(&data.buffer());
+        reply(
+            FromWorker::Picture { lines, samples },
+            &data.into(),
+            Some(&transfer),
+        );
     }
 
     async fn handle(msg: ToWorker, data: JsValue) -> Result<(), String> {
@@ -241,9 +304,14 @@ mod run {
                 let (msg, arrays, transfer) = tile(id, &model, window, core, &data)?;
                 reply(msg, &arrays, Some(&transfer));
             }
-            ToWorker::Decode => {
-                let (header, arrays, transfer) = decode(&data).await?;
-                reply(FromWorker::Scene { header }, &arrays, Some(&transfer));
+            ToWorker::Decode {
+                arrays,
+                small,
+                picture,
+            } => {
+                let picture = picture.as_deref().map(SarView::from_key);
+                let (msg, arrays, transfer) = decode(&data, &arrays, small, picture).await?;
+                reply(msg, &arrays, Some(&transfer));
             }
         }
         Ok(())

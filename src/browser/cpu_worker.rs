@@ -24,7 +24,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::browser::js::{
-    call, f32_values, get, post_message, received, start_worker, u8_values, worker_death,
+    call, f32_values, hardware_threads, post_message, received, start_worker, u8_values,
+    worker_death, worker_memory,
 };
 use crate::model::Model;
 
@@ -235,17 +236,7 @@ pub fn available() -> bool {
 /// (`navigator.hardwareConcurrency`), as many as half the device's memory holds
 /// (`navigator.deviceMemory`, in GB, where the browser tells it; else 4 GB is assumed).
 pub fn threads(model: &Model, opts: &InferOptions) -> usize {
-    let navigator = get(&js_sys::global(), "navigator");
-    let threads = get(&navigator, "hardwareConcurrency")
-        .as_f64()
-        .filter(|n| n.is_finite() && *n >= 1.0)
-        .unwrap_or(1.0) as usize;
-    let gigabytes = get(&navigator, "deviceMemory")
-        .as_f64()
-        .filter(|g| g.is_finite() && *g > 0.0)
-        .unwrap_or(4.0);
-    let memory = (gigabytes * 1e9 / 2.0) as u64;
-    opts.tile_workers(&model.net.arch, threads, memory)
+    opts.tile_workers(&model.net.arch, hardware_threads(), worker_memory())
 }
 
 /// One of `n` values of the answer's typed arrays, checked against the length it should have.

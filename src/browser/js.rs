@@ -3,7 +3,7 @@
 //! and starting the page's Web Worker. One copy,
 //! so that every message and every worker start behaves the same.
 
-use icelens_core::memory::{try_zeros, OutOfMemory};
+use icelens_core::memory::OutOfMemory;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -32,6 +32,34 @@ pub fn call(o: &JsValue, name: &str, args: &[&JsValue]) -> Result<JsValue, JsVal
     let f: js_sys::Function = Reflect::get(o, &name.into())?.dyn_into()?;
     let args: js_sys::Array = args.iter().copied().collect();
     f.apply(o, &args)
+}
+
+/// The threads the browser says it has (`navigator.hardwareConcurrency`), at least 1.
+pub fn hardware_threads() -> usize {
+    get(&get(&js_sys::global(), "navigator"), "hardwareConcurrency")
+        .as_f64()
+        .filter(|n| n.is_finite() && *n >= 1.0)
+        .unwrap_or(1.0) as usize
+}
+
+/// Half the device's memory in bytes: `navigator.deviceMemory` (GB) where the browser tells
+/// it, else 4 GB is assumed. What the page lets its workers use together.
+pub fn worker_memory() -> u64 {
+    let gigabytes = get(&get(&js_sys::global(), "navigator"), "deviceMemory")
+        .as_f64()
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .unwrap_or(4.0);
+    (gigabytes * 1e9 / 2.0) as u64
+}
+
+/// Marks a moment on the page's performance timeline (`performance.mark`), where the
+/// browser's profiler shows it and the browser benchmark reads the phases of a drop.
+pub fn mark(name: &str) {
+    let _ = call(
+        &get(&js_sys::global(), "performance"),
+        "mark",
+        &[&name.into()],
+    );
 }
 
 /// The text of a thrown value: a string, an `Error`'s message, or any object's `message`.
@@ -63,17 +91,34 @@ pub fn worker_death(event: &JsValue, who: &str) -> String {
 }
 
 /// A float32 array's values copied into wasm memory; refused, not aborted, when the browser
-/// gives the page no more memory (`icelens_core::memory::try_zeros`).
+/// gives the page no more memory.
 pub fn f32_values(t: &js_sys::Float32Array) -> Result<Vec<f32>, OutOfMemory> {
-    let mut v = try_zeros(t.length() as usize)?;
-    t.copy_to(&mut v);
-    Ok(v)
+    // SAFETY: the view covers exactly the `len` values reserved, and `set` writes them all.
+    copied(t.length() as usize, |at, len| unsafe {
+        js_sys::Float32Array::view_mut_raw(at, len).set(t, 0)
+    })
 }
 
 /// [`f32_values`] for bytes.
 pub fn u8_values(t: &js_sys::Uint8Array) -> Result<Vec<u8>, OutOfMemory> {
-    let mut v = try_zeros(t.length() as usize)?;
-    t.copy_to(&mut v);
+    // SAFETY: as in `f32_values`.
+    copied(t.length() as usize, |at, len| unsafe {
+        js_sys::Uint8Array::view_mut_raw(at, len).set(t, 0)
+    })
+}
+
+/// A vector of `len` values that `fill(pointer, len)` writes straight into its reserved
+/// memory. Zeroing half a gigabyte of a scene's arrays before overwriting them took the page
+/// half a second. `fill` must write all `len` values, and must not allocate (which could
+/// move wasm memory under the view it writes through).
+fn copied<T>(len: usize, fill: impl FnOnce(*mut T, usize)) -> Result<Vec<T>, OutOfMemory> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| OutOfMemory {
+        bytes: len.saturating_mul(std::mem::size_of::<T>()),
+    })?;
+    fill(v.as_mut_ptr(), len);
+    // SAFETY: `fill` initialised the first `len` values, within the capacity reserved.
+    unsafe { v.set_len(len) };
     Ok(v)
 }
 

@@ -4,19 +4,28 @@ use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 
 /// Sizes the canvas to the picture and draws it, pixel for pixel (CSS does the scaling).
+///
+/// Setting the size clears the canvas, so nothing else is cleared: on a real scene every
+/// `clearRect` made the browser build a 100 MB bitmap only to blank it. A canvas with nothing
+/// to show (no layer, no highlight) is made 0 x 0 rather than a transparent bitmap of the
+/// scene's size; the stylesheet gives every canvas of the stack its size on screen.
 pub fn draw(canvas: &HtmlCanvasElement, rgba: &[u8], width: usize, height: usize) {
-    canvas.set_width(width as u32);
-    canvas.set_height(height as u32);
+    let fits = width
+        .checked_mul(height)
+        .and_then(|n| n.checked_mul(4))
+        .is_some_and(|n| n == rgba.len() && n > 0);
+    let (w, h) = if fits { (width, height) } else { (0, 0) };
+    canvas.set_width(w as u32);
+    canvas.set_height(h as u32);
+    if !fits {
+        return;
+    }
     let Ok(Some(ctx)) = canvas.get_context("2d") else {
         return;
     };
     let Ok(ctx) = ctx.dyn_into::<CanvasRenderingContext2d>() else {
         return;
     };
-    ctx.clear_rect(0.0, 0.0, width as f64, height as f64);
-    if rgba.len() != width * height * 4 {
-        return;
-    }
     if let Ok(img) =
         ImageData::new_with_u8_clamped_array_and_sh(Clamped(rgba), width as u32, height as u32)
     {

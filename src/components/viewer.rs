@@ -11,6 +11,7 @@ use icelens_core::{Chart, Scene};
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use crate::browser::js::mark;
 use crate::browser::picture::{draw, export_png, LegendItem};
 use crate::inference::Run;
 use crate::layers::{layer_rgba, Layer};
@@ -109,6 +110,7 @@ pub fn Viewer() -> impl IntoView {
         sar_view,
         view,
         highlight,
+        picture_ahead,
         ..
     } = expect_context();
     let viewport = NodeRef::<leptos::html::Div>::new();
@@ -116,6 +118,7 @@ pub fn Viewer() -> impl IntoView {
     let layer_canvas = NodeRef::<leptos::html::Canvas>::new();
     let compare_canvas = NodeRef::<leptos::html::Canvas>::new();
     let highlight_canvas = NodeRef::<leptos::html::Canvas>::new();
+    let ahead_canvas = NodeRef::<leptos::html::Canvas>::new();
     // Scene position under the pointer.
     let hover: RwSignal<Option<(usize, usize)>> = RwSignal::new(None);
     let drag: RwSignal<Option<(f64, f64)>> = RwSignal::new(None);
@@ -143,10 +146,41 @@ pub fn Viewer() -> impl IntoView {
             view.focus(y, x, zoom);
         }
     });
+    // The picture of a scene still being decoded, over everything, fitted as the scene
+    // will be when it arrives.
+    Effect::new(move |_| {
+        let Some(canvas) = ahead_canvas.get() else {
+            return;
+        };
+        picture_ahead.with(|p| match p {
+            Some(p) => {
+                draw(&canvas, &p.rgba, p.samples, p.lines);
+                mark("icelens:picture-ahead");
+            }
+            None => draw(&canvas, &[], 0, 0),
+        });
+    });
     Effect::new(move |_| {
         let Some(s) = scene.get() else { return };
         if let Some(canvas) = sar_canvas.get() {
-            draw(&canvas, &sar_rgba(&s, sar_view.get()), s.samples, s.lines);
+            let view = sar_view.get();
+            // The picture drawn ahead for this very scene and view is this picture: it is
+            // taken over rather than computed again, and no longer shown on its own.
+            let ahead = picture_ahead.with_untracked(|p| {
+                p.clone().filter(|p| {
+                    p.file == s.file
+                        && p.view == view
+                        && (p.lines, p.samples) == (s.lines, s.samples)
+                })
+            });
+            match ahead {
+                Some(p) => {
+                    draw(&canvas, &p.rgba, s.samples, s.lines);
+                    picture_ahead.set(None);
+                }
+                None => draw(&canvas, &sar_rgba(&s, view), s.samples, s.lines),
+            }
+            mark("icelens:picture");
         }
     });
     Effect::new(move |_| {
@@ -333,6 +367,8 @@ pub fn Viewer() -> impl IntoView {
                 <canvas node_ref=compare_canvas class="compare" style=compare_style></canvas>
                 <canvas node_ref=highlight_canvas class="highlight"></canvas>
             </div>
+            <canvas node_ref=ahead_canvas class="ahead" data-testid="picture-ahead"
+                class:shown=move || picture_ahead.with(Option::is_some)></canvas>
             {move || view.swipe.get().map(|f| view! {
                 <div class="swipe-line" style=format!("left: {:.2}%", f * 100.0)>
                     <div class="swipe-handle" data-testid="swipe-handle" title="Drag to compare">"⟺"</div>

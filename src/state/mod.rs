@@ -40,6 +40,9 @@ pub struct AppState {
     /// Files being read or decoded, by name.
     pub loading: RwSignal<Vec<String>>,
     pub file_progress: RwSignal<HashMap<String, decode::Progress>>,
+    /// The SAR picture of a scene still being decoded (the last dropped), shown over the
+    /// viewport until its scene arrives.
+    pub picture_ahead: RwSignal<Option<Arc<decode::Picture>>>,
     pub sar_view: RwSignal<SarView>,
     pub layer: RwSignal<Layer>,
     pub opacity: RwSignal<u32>,
@@ -127,6 +130,7 @@ impl AppState {
             errors: RwSignal::new(vec![]),
             loading: RwSignal::new(vec![]),
             file_progress: RwSignal::new(HashMap::new()),
+            picture_ahead: RwSignal::new(None),
             sar_view: RwSignal::new(SarView::HH),
             layer: RwSignal::new(Layer::Chart(Chart::SIC)),
             opacity: RwSignal::new(70),

@@ -39,5 +39,5 @@ pub use chart::Chart;
 pub use error::FileError;
 pub use input::Window;
 pub use meta::SceneMeta;
-pub use read::{read_scene, ReadLimits};
+pub use read::{read_scene, ReadLimits, SceneFile, SmallParts, BIG_ARRAYS};
 pub use scene::{Container, Scene};

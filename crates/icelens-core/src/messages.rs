@@ -15,9 +15,17 @@ use crate::input::Window;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ToWorker {
-    /// Read and decode the scene file in `data` (a `File`); answered by progress, then
-    /// [`FromWorker::Scene`].
-    Decode,
+    /// Read the scene file in `data` (a `File`) and decode its big arrays `arrays`
+    /// ([`crate::read::BIG_ARRAYS`] order; those the scene lacks are skipped), and its small
+    /// parts when `small`; answered by progress, then [`FromWorker::Scene`]. Several workers
+    /// share one file's arrays out this way ([`crate::transfer::share_out`]). With
+    /// `picture` (a [`crate::render::SarView`] key) and HH and HV among its arrays, the
+    /// worker sends [`FromWorker::Picture`] as soon as it has decoded them.
+    Decode {
+        arrays: Vec<usize>,
+        small: bool,
+        picture: Option<String>,
+    },
     /// Keep the network of the checkpoint in `data` (bytes) under `name`; answered by
     /// [`FromWorker::Done`].
     Model { id: u32, name: String },
@@ -48,8 +56,16 @@ pub enum FromWorker {
         done: f64,
         total: f64,
     },
-    /// A decoded scene: the header of [`crate::transfer::Parts`], its arrays in `data`.
-    Scene { header: String },
+    /// A scene's arrays, decoded: in `data`, the 2 km channels when `header` is there (the
+    /// header of [`crate::transfer::Parts`], from [`crate::transfer::split_small`]), then the
+    /// big arrays listed in `arrays`, in that order.
+    Scene {
+        header: Option<String>,
+        arrays: Vec<usize>,
+    },
+    /// The SAR picture of the scene being decoded, `lines` x `samples`, as RGBA bytes in
+    /// `data` ([`crate::render::sar_rgba_of`]): the page shows it before the rest arrives.
+    Picture { lines: usize, samples: usize },
     /// A model is kept.
     Done { id: u32 },
     /// A checkpoint was read whole: its network's name.
@@ -135,7 +151,11 @@ mod tests {
     #[test]
     fn every_message_survives_the_trip() {
         let to = [
-            ToWorker::Decode,
+            ToWorker::Decode {
+                arrays: vec![1, 3, 5],
+                small: true,
+                picture: Some("FC".into()),
+            },
             ToWorker::Model {
                 id: 3,
                 name: "m.pt#1f".into(),
@@ -161,7 +181,16 @@ mod tests {
                 total: 45.5,
             },
             FromWorker::Scene {
-                header: "{\"file\":\"a\"}".into(),
+                header: Some("{\"file\":\"a\"}".into()),
+                arrays: vec![0, 2, 4, 6],
+            },
+            FromWorker::Scene {
+                header: None,
+                arrays: vec![],
+            },
+            FromWorker::Picture {
+                lines: 5000,
+                samples: 5200,
             },
             FromWorker::Done { id: 1 },
             FromWorker::Checked {
@@ -192,7 +221,7 @@ mod tests {
         );
         let e = FromWorker::decode(r#"{"kind":"scene"}"#).unwrap_err();
         assert_eq!(e.side, "page");
-        assert!(e.reason.contains("header"), "{e}");
+        assert!(e.reason.contains("arrays"), "{e}");
         assert!(ToWorker::decode(r#"{"kind":"format-disk"}"#).is_err());
         assert!(ToWorker::decode("not json").is_err());
         assert_eq!(

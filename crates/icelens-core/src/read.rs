@@ -11,7 +11,7 @@ use crate::channels::{self, INPUT_CHANNELS, SAR_CHANNELS};
 use crate::chart::Chart;
 use crate::error::FileError;
 use crate::meta::SceneMeta;
-use crate::scene::{AttrValue, Container, Scene, TiePoints, VariableInfo};
+use crate::scene::{Array, AttrValue, Container, Scene, TiePoints, VariableInfo};
 
 /// Bounds on what a file may make us allocate, checked before any allocation.
 #[derive(Debug, Clone, Copy)]
@@ -43,137 +43,304 @@ const MAX_DEFLATE_RATIO: u64 = 1032;
 /// Reads a scene from the whole content of a file; `file` is its name, used in messages and
 /// as a fallback for the metadata.
 pub fn read_scene(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Scene, FileError> {
-    let len = bytes.len() as u64;
-    sniff(file, &bytes)?;
-    if let Some(claimed) = hdf5_end_of_file(&bytes) {
-        if claimed > len {
-            return Err(FileError::file(
-                file,
-                format!("is truncated: its HDF5 superblock says the file has {claimed} bytes, but it has {len}"),
-            ));
-        }
-    }
-    let options = NcOpenOptions {
-        // Bounds every single read: no variable of a valid scene is larger than 4 bytes a pixel.
-        max_read_bytes: limits.max_pixels.saturating_mul(4).max(1 << 20),
-        // Each variable is read once, whole: a chunk cache would only hold memory.
-        chunk_cache_bytes: 1 << 20,
-        ..NcOpenOptions::default()
-    };
-    let nc = NcFile::from_owner(bytes, options).map_err(|e| {
-        FileError::file(
-            file,
-            format!("cannot be opened as netCDF ({e}); the file may be truncated or damaged"),
-        )
-    })?;
-    let container = match nc.format() {
-        NcFormat::Nc4 | NcFormat::Nc4Classic => Container::Netcdf4,
-        _ => Container::Netcdf3,
-    };
-    let r = Reader {
-        file,
-        nc: &nc,
-        container,
-    };
+    let f = SceneFile::open(file, bytes, limits)?;
+    let big = f.read_all_big()?;
+    let small = f.read_small()?;
+    f.assemble(big, small)
+}
 
-    let lines = r.dim(channels::DIM_LINES)?;
-    let samples = r.dim(channels::DIM_SAMPLES)?;
-    let grid_lines = r.dim(channels::DIM_GRID_LINES)?;
-    let grid_samples = r.dim(channels::DIM_GRID_SAMPLES)?;
-    let tie_samples = r.dim(channels::DIM_TIE_SAMPLES)?;
-    let tie_lines = r.dim(channels::DIM_TIE_LINES)?;
-    let (pixels, cells) = r.check_sizes(lines, samples, grid_lines, grid_samples, len, limits)?;
-    let tie_points = tie_samples
-        .checked_mul(tie_lines)
-        .filter(|n| *n > 0 && *n <= MAX_TIE_POINTS)
-        .ok_or_else(|| {
+/// The SAR-grid arrays of a scene, the big ones, by index: the four SAR-grid channels
+/// ([`SAR_CHANNELS`]), then SIC, SOD and FLOE when the scene has charts. Decoding them is
+/// nearly all of the cost of reading a scene, and each can be decoded on its own.
+pub const BIG_ARRAYS: usize = 7;
+
+/// A scene file opened and checked: its grids, variables, shapes and types, and that the
+/// file can hold what it claims, before anything big is decoded. The big arrays can then be
+/// decoded separately (on several threads natively; in several Web Workers in the page, each
+/// with the file open) and put together with the rest by [`SceneFile::assemble`].
+pub struct SceneFile {
+    pub(crate) file: String,
+    pub(crate) nc: NcFile,
+    pub(crate) container: Container,
+    pub(crate) lines: usize,
+    pub(crate) samples: usize,
+    pub(crate) grid_lines: usize,
+    pub(crate) grid_samples: usize,
+    pub(crate) tie_samples: usize,
+    pub(crate) tie_lines: usize,
+    pub(crate) pixels: usize,
+    pub(crate) cells: usize,
+    pub(crate) tie_points: usize,
+    pub(crate) charts: bool,
+}
+
+/// What a scene has beside its big arrays: the 2 km channels, the geolocation and the
+/// metadata. Cheap to read.
+#[derive(Debug, Clone)]
+pub struct SmallParts {
+    pub coarse: Vec<Vec<f32>>,
+    pub tie_points: TiePoints,
+    pub meta: SceneMeta,
+    pub variables: Vec<VariableInfo>,
+}
+
+impl SceneFile {
+    /// Opens `bytes` and checks everything but the values of the variables.
+    pub fn open(file: &str, bytes: Vec<u8>, limits: &ReadLimits) -> Result<Self, FileError> {
+        let len = bytes.len() as u64;
+        sniff(file, &bytes)?;
+        if let Some(claimed) = hdf5_end_of_file(&bytes) {
+            if claimed > len {
+                return Err(FileError::file(
+                    file,
+                    format!("is truncated: its HDF5 superblock says the file has {claimed} bytes, but it has {len}"),
+                ));
+            }
+        }
+        let options = NcOpenOptions {
+            // Bounds every single read: no variable of a valid scene is larger than 4 bytes a
+            // pixel.
+            max_read_bytes: limits.max_pixels.saturating_mul(4).max(1 << 20),
+            // Each variable is read once, whole: a chunk cache would only hold memory.
+            chunk_cache_bytes: 1 << 20,
+            ..NcOpenOptions::default()
+        };
+        let nc = NcFile::from_owner(bytes, options).map_err(|e| {
             FileError::file(
                 file,
-                format!("has an implausible tie-point grid of {tie_samples} x {tie_lines}"),
+                format!("cannot be opened as netCDF ({e}); the file may be truncated or damaged"),
             )
         })?;
-
-    let full = [channels::DIM_LINES, channels::DIM_SAMPLES];
-    let coarse_dims = [channels::DIM_GRID_LINES, channels::DIM_GRID_SAMPLES];
-    let tie_dims = [channels::DIM_TIE_SAMPLES, channels::DIM_TIE_LINES];
-
-    // Check every variable's presence, shape and type before decoding anything big, so that a
-    // wrong file fails fast and names its first problem.
-    for name in SAR_CHANNELS {
-        r.expect(name, &full, &[NcType::Float])?;
-    }
-    for name in channels::coarse_channels() {
-        r.expect(name, &coarse_dims, &[NcType::Float])?;
-    }
-    for name in [channels::LAT, channels::LON] {
-        r.expect(name, &tie_dims, &[NcType::Double, NcType::Float])?;
-    }
-    let present: Vec<Chart> = Chart::ALL
-        .into_iter()
-        .filter(|c| nc.variable(c.name()).is_ok())
-        .collect();
-    if !present.is_empty() && present.len() < 3 {
-        let missing = Chart::ALL
-            .into_iter()
-            .find(|c| !present.contains(c))
-            .map(Chart::name)
-            .unwrap_or("?");
-        return Err(FileError::variable(
+        let container = match nc.format() {
+            NcFormat::Nc4 | NcFormat::Nc4Classic => Container::Netcdf4,
+            _ => Container::Netcdf3,
+        };
+        let r = Reader {
             file,
-            missing,
-            "is missing, but the other charts are present (a scene has all three or none)",
-        ));
+            nc: &nc,
+            container,
+        };
+
+        let lines = r.dim(channels::DIM_LINES)?;
+        let samples = r.dim(channels::DIM_SAMPLES)?;
+        let grid_lines = r.dim(channels::DIM_GRID_LINES)?;
+        let grid_samples = r.dim(channels::DIM_GRID_SAMPLES)?;
+        let tie_samples = r.dim(channels::DIM_TIE_SAMPLES)?;
+        let tie_lines = r.dim(channels::DIM_TIE_LINES)?;
+        let (pixels, cells) =
+            r.check_sizes(lines, samples, grid_lines, grid_samples, len, limits)?;
+        let tie_points = tie_samples
+            .checked_mul(tie_lines)
+            .filter(|n| *n > 0 && *n <= MAX_TIE_POINTS)
+            .ok_or_else(|| {
+                FileError::file(
+                    file,
+                    format!("has an implausible tie-point grid of {tie_samples} x {tie_lines}"),
+                )
+            })?;
+
+        let full = [channels::DIM_LINES, channels::DIM_SAMPLES];
+        let coarse_dims = [channels::DIM_GRID_LINES, channels::DIM_GRID_SAMPLES];
+        let tie_dims = [channels::DIM_TIE_SAMPLES, channels::DIM_TIE_LINES];
+
+        // Check every variable's presence, shape and type before decoding anything big, so
+        // that a wrong file fails fast and names its first problem.
+        for name in SAR_CHANNELS {
+            r.expect(name, &full, &[NcType::Float])?;
+        }
+        for name in channels::coarse_channels() {
+            r.expect(name, &coarse_dims, &[NcType::Float])?;
+        }
+        for name in [channels::LAT, channels::LON] {
+            r.expect(name, &tie_dims, &[NcType::Double, NcType::Float])?;
+        }
+        let present: Vec<Chart> = Chart::ALL
+            .into_iter()
+            .filter(|c| nc.variable(c.name()).is_ok())
+            .collect();
+        if !present.is_empty() && present.len() < 3 {
+            let missing = Chart::ALL
+                .into_iter()
+                .find(|c| !present.contains(c))
+                .map(Chart::name)
+                .unwrap_or("?");
+            return Err(FileError::variable(
+                file,
+                missing,
+                "is missing, but the other charts are present (a scene has all three or none)",
+            ));
+        }
+        for chart in &present {
+            r.expect(chart.name(), &full, &[NcType::UByte, NcType::Byte])?;
+        }
+        Ok(Self {
+            file: file.to_string(),
+            container,
+            lines,
+            samples,
+            grid_lines,
+            grid_samples,
+            tie_samples,
+            tie_lines,
+            pixels,
+            cells,
+            tie_points,
+            charts: !present.is_empty(),
+            nc,
+        })
     }
-    for chart in &present {
-        r.expect(chart.name(), &full, &[NcType::UByte, NcType::Byte])?;
+
+    /// The file's name, as given to [`SceneFile::open`].
+    pub fn name(&self) -> &str {
+        &self.file
     }
 
-    let (sar, charts) = r.read_full_grid(pixels, !present.is_empty())?;
-    let coarse = channels::coarse_channels()
-        .iter()
-        .map(|name| r.read_f32(name, cells))
-        .collect::<Result<Vec<_>, _>>()?;
-    let tie_points = TiePoints {
-        n_samples: tie_samples,
-        n_lines: tie_lines,
-        lat: r.read_f64(channels::LAT, tie_points)?,
-        lon: r.read_f64(channels::LON, tie_points)?,
-    };
+    /// The SAR grid's size, lines x samples.
+    pub fn size(&self) -> (usize, usize) {
+        (self.lines, self.samples)
+    }
 
-    let global = |name: &str| {
-        nc.global_attribute(name)
-            .ok()
-            .and_then(|a| a.value.as_string())
-            .map(|s| s.trim_end_matches('\0').to_string())
-    };
-    let meta = SceneMeta::derive(
-        file,
-        global("scene_id").as_deref(),
-        global("original_id").as_deref(),
-        global("ice_service").as_deref(),
-    );
-    let variables = nc
-        .variables()
-        .map_err(|e| FileError::file(file, format!("has an unreadable variable list ({e})")))?
-        .iter()
-        .map(variable_info)
-        .collect();
+    /// How many big arrays the scene has: 7 with charts, 4 without.
+    pub fn big_arrays(&self) -> usize {
+        if self.charts {
+            BIG_ARRAYS
+        } else {
+            SAR_CHANNELS.len()
+        }
+    }
 
-    debug_assert_eq!(INPUT_CHANNELS.len(), 4 + coarse.len());
-    Ok(Scene {
-        file: file.to_string(),
-        container,
-        lines,
-        samples,
-        grid_lines,
-        grid_samples,
-        sar,
-        coarse,
-        charts,
-        tie_points,
-        meta,
-        variables,
-    })
+    fn reader(&self) -> Reader<'_> {
+        Reader {
+            file: &self.file,
+            nc: &self.nc,
+            container: self.container,
+        }
+    }
+
+    /// Decodes big array `index` (see [`BIG_ARRAYS`]).
+    pub fn read_big(&self, index: usize) -> Result<Array, FileError> {
+        let r = self.reader();
+        match index {
+            i if i < SAR_CHANNELS.len() => r.read_f32(SAR_CHANNELS[i], self.pixels).map(Array::F32),
+            i if i < self.big_arrays() => r
+                .read_chart(Chart::ALL[i - SAR_CHANNELS.len()], self.pixels)
+                .map(Array::U8),
+            i => Err(FileError::file(
+                &self.file,
+                format!("has no big array {i} (it has {})", self.big_arrays()),
+            )),
+        }
+    }
+
+    /// Every big array: on a thread each natively (they are independent, and inflating
+    /// deflate streams is the cost), one after another in wasm, where the page shares them
+    /// out over workers instead.
+    fn read_all_big(&self) -> Result<Vec<Array>, FileError> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..self.big_arrays())
+                    .map(|i| s.spawn(move || self.read_big(i)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(FileError::file(
+                                &self.file,
+                                "could not be decoded (internal error)",
+                            ))
+                        })
+                    })
+                    .collect()
+            })
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            (0..self.big_arrays()).map(|i| self.read_big(i)).collect()
+        }
+    }
+
+    /// Reads what the scene has beside its big arrays.
+    pub fn read_small(&self) -> Result<SmallParts, FileError> {
+        let r = self.reader();
+        let coarse = channels::coarse_channels()
+            .iter()
+            .map(|name| r.read_f32(name, self.cells))
+            .collect::<Result<Vec<_>, _>>()?;
+        let tie_points = TiePoints {
+            n_samples: self.tie_samples,
+            n_lines: self.tie_lines,
+            lat: r.read_f64(channels::LAT, self.tie_points)?,
+            lon: r.read_f64(channels::LON, self.tie_points)?,
+        };
+        let global = |name: &str| {
+            self.nc
+                .global_attribute(name)
+                .ok()
+                .and_then(|a| a.value.as_string())
+                .map(|s| s.trim_end_matches('\0').to_string())
+        };
+        let meta = SceneMeta::derive(
+            &self.file,
+            global("scene_id").as_deref(),
+            global("original_id").as_deref(),
+            global("ice_service").as_deref(),
+        );
+        let variables = self
+            .nc
+            .variables()
+            .map_err(|e| {
+                FileError::file(&self.file, format!("has an unreadable variable list ({e})"))
+            })?
+            .iter()
+            .map(variable_info)
+            .collect();
+        debug_assert_eq!(INPUT_CHANNELS.len(), 4 + coarse.len());
+        Ok(SmallParts {
+            coarse,
+            tie_points,
+            meta,
+            variables,
+        })
+    }
+
+    /// The scene, from its big arrays in order (however they were decoded) and the rest.
+    pub fn assemble(&self, big: Vec<Array>, small: SmallParts) -> Result<Scene, FileError> {
+        let lost = |what: &str| FileError::file(&self.file, format!("lost {what} in decoding"));
+        if big.len() != self.big_arrays() {
+            return Err(lost("a big array"));
+        }
+        let mut sar = Vec::with_capacity(SAR_CHANNELS.len());
+        let mut charts = Vec::with_capacity(Chart::ALL.len());
+        for a in big {
+            match a {
+                Array::F32(v) if v.len() == self.pixels && charts.is_empty() => sar.push(v),
+                Array::U8(v) if v.len() == self.pixels => charts.push(v),
+                _ => return Err(lost("the shape of a big array")),
+            }
+        }
+        let sar: [Vec<f32>; 4] = sar.try_into().map_err(|_| lost("a SAR channel"))?;
+        let charts: Option<[Vec<u8>; 3]> = if self.charts {
+            Some(charts.try_into().map_err(|_| lost("a chart"))?)
+        } else {
+            None
+        };
+        Ok(Scene {
+            file: self.file.clone(),
+            container: self.container,
+            lines: self.lines,
+            samples: self.samples,
+            grid_lines: self.grid_lines,
+            grid_samples: self.grid_samples,
+            sar,
+            coarse: small.coarse,
+            charts,
+            tie_points: small.tie_points,
+            meta: small.meta,
+            variables: small.variables,
+        })
+    }
 }
 
 /// Whether a file's first bytes (64 are plenty) leave it to be read as a scene: they are
@@ -382,83 +549,6 @@ impl Reader<'_> {
             .read_variable_into::<f32>(name, &mut buf)
             .map_err(|e| self.decode_err(name, e))?;
         Ok(buf)
-    }
-
-    /// The seven big SAR-grid variables: in parallel natively (they are independent and
-    /// inflating deflate streams is the cost), one after another in the browser.
-    #[allow(clippy::type_complexity)]
-    fn read_full_grid(
-        &self,
-        n: usize,
-        with_charts: bool,
-    ) -> Result<([Vec<f32>; 4], Option<[Vec<u8>; 3]>), FileError> {
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            let (sar, charts) = std::thread::scope(|s| {
-                let sar: Vec<_> = SAR_CHANNELS
-                    .iter()
-                    .map(|name| s.spawn(move || self.read_f32(name, n)))
-                    .collect();
-                let charts: Vec<_> = if with_charts {
-                    Chart::ALL
-                        .iter()
-                        .map(|c| s.spawn(move || self.read_chart(*c, n)))
-                        .collect()
-                } else {
-                    vec![]
-                };
-                fn join<T>(
-                    file: &str,
-                    h: std::thread::ScopedJoinHandle<'_, Result<T, FileError>>,
-                ) -> Result<T, FileError> {
-                    h.join().unwrap_or_else(|_| {
-                        Err(FileError::file(
-                            file,
-                            "could not be decoded (internal error)",
-                        ))
-                    })
-                }
-                let sar: Vec<Result<Vec<f32>, FileError>> =
-                    sar.into_iter().map(|h| join(self.file, h)).collect();
-                let charts: Vec<Result<Vec<u8>, FileError>> =
-                    charts.into_iter().map(|h| join(self.file, h)).collect();
-                (sar, charts)
-            });
-            let sar: Vec<Vec<f32>> = sar.into_iter().collect::<Result<_, _>>()?;
-            let charts: Vec<Vec<u8>> = charts.into_iter().collect::<Result<_, _>>()?;
-            let sar: [Vec<f32>; 4] = sar
-                .try_into()
-                .map_err(|_| FileError::file(self.file, "lost a channel"))?;
-            let charts = if with_charts {
-                Some(
-                    charts
-                        .try_into()
-                        .map_err(|_| FileError::file(self.file, "lost a chart"))?,
-                )
-            } else {
-                None
-            };
-            Ok((sar, charts))
-        }
-        #[cfg(target_arch = "wasm32")]
-        {
-            let sar = [
-                self.read_f32(SAR_CHANNELS[0], n)?,
-                self.read_f32(SAR_CHANNELS[1], n)?,
-                self.read_f32(SAR_CHANNELS[2], n)?,
-                self.read_f32(SAR_CHANNELS[3], n)?,
-            ];
-            let charts = if with_charts {
-                Some([
-                    self.read_chart(Chart::SIC, n)?,
-                    self.read_chart(Chart::SOD, n)?,
-                    self.read_chart(Chart::FLOE, n)?,
-                ])
-            } else {
-                None
-            };
-            Ok((sar, charts))
-        }
     }
 
     fn read_f64(&self, name: &str, n: usize) -> Result<Vec<f64>, FileError> {

@@ -182,3 +182,11 @@ impl Scene {
             .unwrap_or(0)
     }
 }
+
+/// One big array of a scene as it is decoded, before it takes its place in a [`Scene`]: a
+/// float32 channel or a byte chart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Array {
+    F32(Vec<f32>),
+    U8(Vec<u8>),
+}

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::Chart;
 use crate::meta::SceneMeta;
+use crate::read::{SceneFile, SmallParts, BIG_ARRAYS};
+pub use crate::scene::Array;
 use crate::scene::{Container, Scene, TiePoints, VariableInfo};
 
 /// Everything of a scene but its big arrays.
@@ -31,13 +34,6 @@ struct Header {
     tie_lon: Vec<u64>,
     meta: SceneMeta,
     variables: Vec<VariableInfo>,
-}
-
-/// One big array of a scene.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Array {
-    F32(Vec<f32>),
-    U8(Vec<u8>),
 }
 
 /// A scene as a header and its arrays, in order: the four SAR-grid channels, the 2 km
@@ -85,10 +81,170 @@ pub fn split(scene: Scene) -> Parts {
         arrays.extend(charts.into_iter().map(Array::U8));
     }
     Parts {
-        // A header of plain data always serialises.
-        header: serde_json::to_string(&header).unwrap_or_default(),
+        header: header.encode(),
         arrays,
     }
+}
+
+/// The header of a scene whose big arrays are decoded elsewhere, and its 2 km channels (the
+/// arrays of [`Parts`] between the SAR channels and the charts): what the worker that reads
+/// a scene's small parts sends, beside the big arrays it and other workers decode.
+pub fn split_small(file: &SceneFile, small: SmallParts) -> (String, Vec<Array>) {
+    let header = Header {
+        file: file.file.clone(),
+        container: file.container,
+        lines: file.lines,
+        samples: file.samples,
+        grid_lines: file.grid_lines,
+        grid_samples: file.grid_samples,
+        coarse: small.coarse.len(),
+        charts: file.charts,
+        tie_samples: small.tie_points.n_samples,
+        tie_lines: small.tie_points.n_lines,
+        tie_lat: small.tie_points.lat.iter().map(|v| v.to_bits()).collect(),
+        tie_lon: small.tie_points.lon.iter().map(|v| v.to_bits()).collect(),
+        meta: small.meta,
+        variables: small.variables,
+    };
+    let coarse = small.coarse.into_iter().map(Array::F32).collect();
+    (header.encode(), coarse)
+}
+
+impl Header {
+    fn encode(&self) -> String {
+        // A header of plain data always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Where the arrays of a scene decoded in pieces go in [`Parts::arrays`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slots {
+    /// Every array of the scene, in order: float32 or not, and its length.
+    pub arrays: Vec<(bool, usize)>,
+    /// The position of each 2 km channel.
+    pub coarse: std::ops::Range<usize>,
+    /// The position of each big array, in [`crate::read::BIG_ARRAYS`] order (4 without
+    /// charts, 7 with).
+    pub big: Vec<usize>,
+}
+
+/// The positions of a scene's arrays, from its header.
+pub fn slots(header: &str) -> Result<Slots, TransferError> {
+    let arrays = expected_arrays(header)?;
+    let h: Header =
+        serde_json::from_str(header).map_err(|e| TransferError::Header(e.to_string()))?;
+    let sar = crate::channels::SAR_CHANNELS.len();
+    let coarse = sar..sar + h.coarse;
+    let mut big: Vec<usize> = (0..sar).collect();
+    if h.charts {
+        big.extend(coarse.end..coarse.end + Chart::ALL.len());
+    }
+    Ok(Slots {
+        arrays,
+        coarse,
+        big,
+    })
+}
+
+/// What one worker sends of a scene decoded in pieces: the 2 km channels first when it
+/// read the small parts, then the big arrays `big` (indices in
+/// [`crate::read::BIG_ARRAYS`] order), in that order.
+#[derive(Debug, Clone)]
+pub struct Share<T> {
+    pub coarse: bool,
+    pub big: Vec<usize>,
+    pub arrays: Vec<T>,
+}
+
+/// Every array of the workers' shares in its place in [`Parts::arrays`]: each exactly once,
+/// none the scene does not have. `T` is whatever carries an array (the page's typed arrays,
+/// natively [`Array`]); lengths are checked when the arrays are read.
+pub fn place<T>(slots: &Slots, shares: Vec<Share<T>>) -> Result<Vec<T>, TransferError> {
+    let mut placed: Vec<Option<T>> = std::iter::repeat_with(|| None)
+        .take(slots.arrays.len())
+        .collect();
+    for share in shares {
+        let coarse = if share.coarse {
+            slots.coarse.clone()
+        } else {
+            0..0
+        };
+        let mut targets = Vec::with_capacity(coarse.len() + share.big.len());
+        targets.extend(coarse);
+        for index in &share.big {
+            targets.push(
+                *slots
+                    .big
+                    .get(*index)
+                    .ok_or(TransferError::Unknown { index: *index })?,
+            );
+        }
+        if targets.len() != share.arrays.len() {
+            return Err(TransferError::Listed {
+                got: share.arrays.len(),
+                want: targets.len(),
+            });
+        }
+        for (at, array) in targets.into_iter().zip(share.arrays) {
+            let slot = placed
+                .get_mut(at)
+                .ok_or(TransferError::Missing { index: at })?;
+            if slot.replace(array).is_some() {
+                return Err(TransferError::Twice { index: at });
+            }
+        }
+    }
+    placed
+        .into_iter()
+        .enumerate()
+        .map(|(index, a)| a.ok_or(TransferError::Missing { index }))
+        .collect()
+}
+
+/// How many workers decode a file of `file_bytes` together: one per thread (`threads`), at
+/// most one per SAR channel (the charts are a fifth of the work), and no more than a quarter
+/// of `memory` holds copies of the file (each worker holds the whole file and its share of
+/// the arrays). At least one.
+pub fn decode_workers(threads: usize, file_bytes: u64, memory: u64) -> usize {
+    let by_memory = memory / file_bytes.max(1).saturating_mul(4);
+    threads
+        .min(crate::channels::SAR_CHANNELS.len())
+        .min(usize::try_from(by_memory).unwrap_or(usize::MAX))
+        .max(1)
+}
+
+/// How the big arrays are shared out over `workers` workers decoding one file. The first
+/// worker decodes HH, then HV, first: all any SAR picture needs
+/// ([`crate::render::SarView::arrays`]), so that it can draw the picture while the others
+/// are still decoding; the rest are balanced by their decoded
+/// bytes (a SAR channel is 4 bytes a pixel, a chart 1), largest first, each to the least
+/// loaded worker. Indices past a scene's big arrays (charts of a scene without them) are
+/// skipped by the worker that gets them. The first worker also reads the small parts, which
+/// cost little.
+pub fn share_out(workers: usize) -> Vec<Vec<usize>> {
+    let n = workers.clamp(1, BIG_ARRAYS);
+    let weight = |i: usize| {
+        if i < crate::channels::SAR_CHANNELS.len() {
+            4
+        } else {
+            1
+        }
+    };
+    let mut plan = vec![Vec::new(); n];
+    let mut load = vec![0usize; n];
+    let picture = [0, 1];
+    plan[0] = picture.to_vec();
+    load[0] = picture.iter().map(|i| weight(*i)).sum();
+    // Already largest first: the other SAR channels, then the charts.
+    for i in picture.len()..BIG_ARRAYS {
+        // Ties go to the last worker, so the first (which also reads the small parts and
+        // draws the picture) is loaded least.
+        let w = (0..n).rev().min_by_key(|w| load[*w]).unwrap_or(0);
+        plan[w].push(i);
+        load[w] += weight(i);
+    }
+    plan
 }
 
 /// A scene message that does not hold together: what the receiving side refuses instead of
@@ -113,6 +269,14 @@ pub enum TransferError {
     },
     #[error("scene {file}: tie points do not fill their grid")]
     TiePoints { file: String },
+    #[error("a worker sent big array {index}, which the scene does not have")]
+    Unknown { index: usize },
+    #[error("two workers sent array {index}")]
+    Twice { index: usize },
+    #[error("a worker sent {got} arrays for the {want} it listed")]
+    Listed { got: usize, want: usize },
+    #[error("array {index} never arrived")]
+    Missing { index: usize },
 }
 
 /// The page reports errors as text; `?` turns this into it there.

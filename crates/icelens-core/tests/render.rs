@@ -49,3 +49,34 @@ fn quantiles_equal_numpys_and_skip_pixels_without_data() {
     assert_eq!(stretch_limits(&[1.0], &[0.0], 0.1, 0.9), None);
     assert_eq!(stretch_limits(&[4.0], &[1.0], 0.1, 0.9), Some((4.0, 4.0)));
 }
+
+#[test]
+fn quantiles_are_exact_when_every_value_shares_a_bucket_and_around_zero() {
+    // All within [1, 1 + 2^-7): one bucket of the first pass, so the selection inside it
+    // decides every rank. Repeats included.
+    let mut x = 99u64;
+    let values: Vec<f32> = (0..5003)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            1.0 + ((x >> 40) % 600) as f32 * f32::EPSILON
+        })
+        .collect();
+    let valid = vec![1.0f32; values.len()];
+    for (p, q) in [(0.025, 0.975), (0.0, 1.0), (0.3, 0.31)] {
+        let (lo, hi) = stretch_limits(&values, &valid, p, q).unwrap();
+        assert_eq!(lo, numpy_quantile(&values, p), "{p}");
+        assert_eq!(hi, numpy_quantile(&values, q), "{q}");
+    }
+    // Negative and positive zero, tiny values of both signs, large ones: the order of the
+    // buckets is the order of the floats.
+    let values = [
+        -0.0f32, 0.0, 1e-30, -1e-30, -3.5, 2.0, 1e30, -1e30, 0.5, -0.5, 7.0,
+    ];
+    let valid = vec![1.0f32; values.len()];
+    for p in [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0] {
+        let (lo, _) = stretch_limits(&values, &valid, p, 1.0).unwrap();
+        assert_eq!(lo.to_bits(), numpy_quantile(&values, p).to_bits(), "{p}");
+    }
+}
