@@ -10,6 +10,8 @@ const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
 const SHARED = process.env.ICELENS_SHARED || path.resolve(ROOT, '..', 'shared');
 const OUTPUT = path.join(__dirname, 'output');
+// The one target folder every build of icelens shares (README.md), unless one is set.
+const TARGET = process.env.CARGO_TARGET_DIR || path.join(require('node:os').homedir(), '.cache', 'icelens-target');
 
 const TYPES = {
   '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
@@ -93,11 +95,11 @@ function icelensRun(args) {
 /** The `icelens` binary, built once per test file (see `icelens`). */
 function binary() {
   if (!built) {
-    execFileSync('cargo', ['test', '--quiet', '--workspace', '--no-run'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync('cargo', ['test', '--quiet', '--workspace', '--no-run'],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, CARGO_TARGET_DIR: TARGET } });
     built = true;
   }
-  const target = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
-  return path.join(target, 'debug', 'icelens');
+  return path.join(TARGET, 'debug', 'icelens');
 }
 
 /**

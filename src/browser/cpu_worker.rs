@@ -64,8 +64,9 @@ fn fail_all(pending: &Pending, msg: &str) {
 }
 
 fn start() -> Result<Rc<CpuWorker>, String> {
-    let worker = start_worker().map_err(|e| format!("CPU inference: {e}"))?;
     let number = STARTED.with(|n| n.replace(n.get() + 1));
+    let worker = start_worker(&format!("icelens-cpu-{number}"))
+        .map_err(|e| format!("CPU inference: {e}"))?;
     let pending: Pending = Rc::default();
     let answers: Answers = Rc::default();
     let ready_slot: Rc<RefCell<Option<js_sys::Function>>> = Rc::default();

@@ -83,12 +83,15 @@ struct Spare {
     _listeners: [Closure<dyn FnMut(JsValue)>; 2],
 }
 
+/// The name decoding workers (and spares) start with.
+const DECODER: &str = "icelens-decode";
+
 thread_local! {
     static SPARES: RefCell<Vec<Spare>> = const { RefCell::new(Vec::new()) };
 }
 
 fn spare() -> Result<Spare, String> {
-    let worker = start_worker()?;
+    let worker = start_worker(DECODER)?;
     let state = Rc::new(Cell::new(SpareState::Starting));
     let ready = state.clone();
     let on_message = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
@@ -159,7 +162,7 @@ fn take_worker() -> Result<(JsValue, Option<Spare>), String> {
     });
     match taken {
         Some(s) => Ok((s.worker.clone(), Some(s))),
-        None => Ok((start_worker()?, None)),
+        None => Ok((start_worker(DECODER)?, None)),
     }
 }
 

@@ -149,11 +149,15 @@ pub fn received(event: &JsValue) -> (String, JsValue) {
 }
 
 /// Starts a Web Worker running `src/worker.rs` (through the constructor found at run time, so
-/// the page needs no `Worker` binding of web-sys).
-pub fn start_worker() -> Result<JsValue, String> {
+/// the page needs no `Worker` binding of web-sys), named for what it is for (`name`): the
+/// browser's developer tools list workers by it, and tests tell decoding workers from CPU
+/// workers by it.
+pub fn start_worker(name: &str) -> Result<JsValue, String> {
     let ctor: js_sys::Function = get(&js_sys::global(), "Worker")
         .dyn_into()
         .map_err(|_| "this browser cannot start a Web Worker".to_string())?;
-    Reflect::construct(&ctor, &js_sys::Array::of1(&WORKER_URL.into()))
+    let options = js_sys::Object::new();
+    let _ = Reflect::set(&options, &"name".into(), &name.into());
+    Reflect::construct(&ctor, &js_sys::Array::of2(&WORKER_URL.into(), &options))
         .map_err(|e| format!("the worker did not start ({})", js_err(e)))
 }

@@ -354,7 +354,8 @@ fn step_time_marinara_8x256() {
     step_time(&device());
 }
 
-/// The same on burn's CPU backend (flex, one thread); run with `--ignored --nocapture`.
+/// The same on burn's CPU backend (flex, on every core natively); `bench/train.sh` runs it
+/// against PyTorch.
 #[test]
 #[ignore]
 fn step_time_marinara_8x256_cpu() {
