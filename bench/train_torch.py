@@ -46,7 +46,7 @@ def main():
         loss = sum(F.cross_entropy(out[k], y[k], ignore_index=255) for k in y)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     step()
     times = []
