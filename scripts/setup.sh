@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what icelens needs and is missing; skips what is there. Safe to run again.
-#   scripts/setup.sh build   - Rust wasm target, Trunk, wasm-bindgen CLI (to build and serve)
+#   scripts/setup.sh build   - Rust wasm target, Trunk, wasm-bindgen CLI, binaryen's wasm-opt
+#                              (to build and serve)
 #   scripts/setup.sh test    - the above, plus Chromium, Slurm and munge, Node packages and Python
 #                              test tools
 # Everything comes from the package registries (crates.io, Debian, npm, PyPI); nothing is
@@ -10,6 +11,11 @@ cd "$(dirname "$0")/.."
 what="${1:-test}"
 
 TRUNK_VERSION=0.21.14
+# Must equal `wasm_opt` in Trunk.toml. Binaryen 116 from crates.io rather than Debian's 108 or
+# npm's: 108 writes wasm-bindgen's externref table export as table 0, so the optimised page
+# stops at its first `Table.set`; npm's binaryen is compiled to JavaScript and takes minutes
+# where 116 takes seconds.
+WASM_OPT_VERSION=116
 # Must equal the wasm-bindgen version in Cargo.lock.
 WASM_BINDGEN_VERSION=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
 
@@ -32,6 +38,10 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q "$WASM_BINDGEN_VERSION"; then
   say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
   # Not --locked: its lock file pins a webpki-roots release that crates.io no longer serves.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+if ! wasm-opt --version 2>/dev/null | grep -q "version $WASM_OPT_VERSION\b"; then
+  say "installing binaryen's wasm-opt $WASM_OPT_VERSION (about ten minutes, once)"
+  cargo install --locked wasm-opt --version "0.$WASM_OPT_VERSION.1"
 fi
 [ "$what" = build ] && exit 0
 

@@ -240,6 +240,88 @@ pub fn conv3x3_fused(
     out
 }
 
+/// The weight gradient of [`conv3x3`] for one image, added to `dw` (`[cout, cin * 9]`, the
+/// weights' layout): `dw[o, (ci, ky, kx)] += sum over pixels of dy[o] * x[ci] shifted by
+/// (ky - 1, kx - 1)`. One GEMM per band of rows against the band's im2col, the same bands as
+/// the forward pass, so no image-sized buffer is made. `parallel`: let the GEMM use every
+/// core (when the caller is not already spreading images over them).
+pub fn conv3x3_weight_grad(x: &Feature, dy: &Feature, dw: &mut [f32], parallel: bool) {
+    let (c, h, w) = (x.c, x.h, x.w);
+    let k = c * 9;
+    let cout = dy.c;
+    assert_eq!((dy.h, dy.w), (h, w), "gradient and input of one size");
+    assert_eq!(dw.len(), cout * k);
+    let plane = h * w;
+    if plane == 0 || cout == 0 || k == 0 {
+        return;
+    }
+    let rows = (BAND_ELEMENTS / (k * w)).clamp(1, h);
+    let mut col = Vec::new();
+    for r0 in (0..h).step_by(rows) {
+        let rb = rows.min(h - r0);
+        let n = rb * w;
+        col.resize(k * n, 0.0);
+        im2col_band(x, r0, rb, &mut col[..k * n]);
+        let lhs = &dy.data[r0 * w..];
+        // The last element the GEMM reads of `lhs` is (cout - 1) * plane + n - 1.
+        assert!(lhs.len() >= (cout - 1) * plane + n);
+        #[cfg(not(target_arch = "wasm32"))]
+        let parallelism = if parallel {
+            gemm::Parallelism::Rayon(0)
+        } else {
+            gemm::Parallelism::None
+        };
+        #[cfg(target_arch = "wasm32")]
+        let parallelism = {
+            let _ = parallel;
+            gemm::Parallelism::None
+        };
+        // SAFETY: dst is dw, cout x k row-major (asserted); lhs is dy's band, cout rows of n a
+        // plane apart (asserted); rhs is the band's im2col read transposed, n x k with element
+        // (j, q) at col[q * n + j], all within `col[..k * n]`.
+        unsafe {
+            gemm::gemm(
+                cout,
+                k,
+                n,
+                dw.as_mut_ptr(),
+                1,
+                k as isize,
+                true,
+                lhs.as_ptr(),
+                1,
+                plane as isize,
+                col.as_ptr(),
+                n as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
+/// The weights that turn [`conv3x3`] into its input gradient: the input gradient of a 3x3
+/// convolution with zero padding 1 is the convolution of the output gradient with the kernel
+/// flipped in both directions and its input and output channels swapped.
+/// `weight` `[cout, cin * 9]` becomes `[cin, cout * 9]`.
+pub fn conv3x3_transposed_weight(weight: &[f32], cin: usize, cout: usize) -> Vec<f32> {
+    assert_eq!(weight.len(), cout * cin * 9);
+    let mut t = vec![0f32; weight.len()];
+    for o in 0..cout {
+        for i in 0..cin {
+            for tap in 0..9 {
+                t[(i * cout + o) * 9 + (8 - tap)] = weight[(o * cin + i) * 9 + tap];
+            }
+        }
+    }
+    t
+}
+
 /// The im2col rows of output rows `r0 .. r0 + rb`: row `(ci, ky, kx)` holds input channel
 /// `ci` shifted by `(ky - 1, kx - 1)`, zero outside the image.
 fn im2col_band(x: &Feature, r0: usize, rb: usize, col: &mut [f32]) {

@@ -13,6 +13,7 @@
 pub mod arch;
 pub mod cpu;
 mod error;
+mod flex_conv;
 pub mod gpu;
 pub mod infer;
 pub mod net;

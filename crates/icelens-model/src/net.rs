@@ -117,8 +117,8 @@ pub struct ConvBn {
 
 impl ConvBn {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let opts = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        self.bn.forward(conv2d(x, self.conv.val(), None, opts))
+        self.bn
+            .forward(crate::flex_conv::conv3x3_same(x, self.conv.val()))
     }
 
     fn snapshot(&self) -> Self {

@@ -15,3 +15,14 @@ pub(crate) fn for_each<I: Send>(items: Vec<I>, f: impl Fn(I) + Sync + Send) {
     #[cfg(target_arch = "wasm32")]
     items.into_iter().for_each(f);
 }
+
+/// `f` of every item, in the items' order, on every core natively.
+pub(crate) fn map<I: Send, O: Send>(items: Vec<I>, f: impl Fn(I) -> O + Sync + Send) -> Vec<O> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        items.into_par_iter().map(f).collect()
+    }
+    #[cfg(target_arch = "wasm32")]
+    items.into_iter().map(f).collect()
+}
